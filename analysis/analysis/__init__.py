@@ -1,0 +1,2 @@
+"""Periodic jobs: measurement uploader, reference-data updaters, GeoIP
+downloader, database backup."""

@@ -1,0 +1,1 @@
+"""The OONI API: a Flask application with one blueprint per area."""

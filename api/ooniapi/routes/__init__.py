@@ -1,0 +1,1 @@
+"""One module per API area; each exposes a Flask Blueprint named ``bp``."""

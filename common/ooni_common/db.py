@@ -1,0 +1,369 @@
+"""Database client: one small interface over two ClickHouse backends.
+
+``connect(url)`` selects the backend from the URL scheme:
+
+* ``clickhouse://user:pass@host:9000/db`` -- a ClickHouse server through
+  clickhouse-driver (native protocol, server-side parameters);
+* ``chdb:///path/to/dir`` -- embedded ClickHouse through chdb (one process
+  at a time may open a directory; see ``ooni_common.lock``).
+
+SQL is ClickHouse SQL. Parameters are always written as ClickHouse query
+parameters, ``{name:Type}``, and passed separately: both backends send them
+to the engine, which parses them as typed values, so user input never becomes
+SQL text.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import parse_qs, unquote, urlparse
+
+import ujson
+
+
+class DatabaseError(Exception):
+    """A query failed. ``code`` is the ClickHouse error code when known."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+class QueryTimeout(DatabaseError):
+    """The query hit max_execution_time (ClickHouse code 159)."""
+
+
+TIMEOUT_CODES = {159, 160}
+
+
+@dataclass(frozen=True)
+class Result:
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        cols = self.columns
+        return [dict(zip(cols, r)) for r in self.rows]
+
+
+class Database:
+    """Common interface; subclasses implement ``_run`` and ``_insert``."""
+
+    url: str
+    database: str
+
+    def select(self, sql: str, params: Mapping[str, Any] | None = None,
+               settings: Mapping[str, Any] | None = None) -> Result:
+        return self._run(sql, params or {}, settings or {})
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None,
+              settings: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.select(sql, params, settings).dicts()
+
+    def query_one(self, sql: str, params: Mapping[str, Any] | None = None,
+                  settings: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        rows = self.query(sql, params, settings)
+        return rows[0] if rows else None
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None,
+                settings: Mapping[str, Any] | None = None) -> list[tuple]:
+        return self.select(sql, params, settings).rows
+
+    def command(self, sql: str, settings: Mapping[str, Any] | None = None) -> None:
+        """DDL and other statements that return nothing."""
+        self._run(sql, {}, settings or {})
+
+    def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+               settings: Mapping[str, Any] | None = None) -> int:
+        rows = list(rows)
+        if not rows:
+            return 0
+        self._insert(table, list(columns), rows, settings or {})
+        return len(rows)
+
+    def insert_dicts(self, table: str, rows: Iterable[Mapping[str, Any]],
+                     settings: Mapping[str, Any] | None = None) -> int:
+        rows = list(rows)
+        if not rows:
+            return 0
+        cols = list(rows[0].keys())
+        return self.insert(table, cols, [[r[c] for c in cols] for r in rows], settings)
+
+    def table_exists(self, table: str) -> bool:
+        r = self.execute(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            {"db": self.database, "t": table})
+        return bool(r and r[0][0])
+
+    def ping(self) -> bool:
+        try:
+            return self.execute("SELECT 1")[0][0] == 1
+        except DatabaseError:
+            return False
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    # backend hooks
+    def _run(self, sql: str, params: Mapping[str, Any], settings: Mapping[str, Any]) -> Result:
+        raise NotImplementedError
+
+    def _insert(self, table: str, columns: list[str], rows: list[Sequence[Any]],
+                settings: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+
+# --- value conversion -------------------------------------------------------
+
+def _fmt_datetime(v: dt.datetime) -> str:
+    if v.tzinfo is not None:
+        v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if v.microsecond:
+        return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return v.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _param_text(v: Any, nested: bool = False) -> str:
+    """Text form of a query parameter as ClickHouse parses it for {x:Type}."""
+    if v is None:
+        return "NULL" if nested else "\\N"
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, dt.datetime):
+        s = _fmt_datetime(v)
+        return _quote(s) if nested else s
+    if isinstance(v, dt.date):
+        return _quote(v.isoformat()) if nested else v.isoformat()
+    if isinstance(v, (list, tuple, set)):
+        return "[" + ",".join(_param_text(x, True) for x in v) + "]"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    s = str(v)
+    return _quote(s) if nested else s
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, dt.datetime):
+        return _fmt_datetime(v)
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, (set, frozenset)):
+        return list(v)
+    raise TypeError(f"cannot serialise {type(v)}")
+
+
+def _strip_type(t: str) -> str:
+    for wrap in ("Nullable(", "LowCardinality("):
+        while t.startswith(wrap):
+            t = t[len(wrap):-1]
+    return t
+
+
+def _converter(t: str):
+    base = _strip_type(t)
+    if base.startswith("DateTime64"):
+        return lambda s: None if s is None else dt.datetime.fromisoformat(s)
+    if base.startswith("DateTime"):
+        return lambda s: None if s is None else dt.datetime.strptime(s, "%Y-%m-%d %H:%M:%S")
+    if base == "Date" or base == "Date32":
+        return lambda s: None if s is None else dt.date.fromisoformat(s)
+    if base.startswith("Decimal"):
+        return lambda s: None if s is None else float(s)
+    return None
+
+
+# --- embedded backend -------------------------------------------------------
+
+class ChdbDatabase(Database):
+    """Embedded ClickHouse. chdb allows one data directory per process; a
+    lock serialises queries because a session is shared by all threads."""
+
+    _instances: dict[tuple[str, str], "ChdbDatabase"] = {}
+    _instances_lock = threading.Lock()
+
+    def __init__(self, path: str, database: str = "default"):
+        from chdb import session as chdb_session
+
+        self.url = f"chdb://{path}"
+        self.path = path
+        self.database = database
+        self._lock = threading.RLock()
+        try:
+            self._session = chdb_session.Session(path)
+        except Exception as e:  # chdb raises RuntimeError with the engine text
+            raise DatabaseError(f"cannot open embedded database at {path}: {e}") from e
+        self._raw(f"CREATE DATABASE IF NOT EXISTS `{database}`", {})
+        self._raw(f"USE `{database}`", {})
+        self._raw("SET session_timezone = 'UTC'", {})
+
+    @classmethod
+    def open(cls, path: str, database: str = "default") -> "ChdbDatabase":
+        # One chdb engine (one data directory) per process; every caller in
+        # this process shares it, with one session per database name.
+        path = str(path)
+        with cls._instances_lock:
+            inst = cls._instances.get((path, database))
+            if inst is None:
+                other = next((p for p, _ in cls._instances if p != path), None)
+                if other is not None:
+                    raise DatabaseError(
+                        f"this process already has the embedded database {other} open; "
+                        f"chdb cannot open a second one ({path})")
+                inst = cls(path, database)
+                cls._instances[(path, database)] = inst
+            return inst
+
+    def _raw(self, sql: str, params: Mapping[str, Any], fmt: str = "JSONCompact"):
+        p = {k: _param_text(v) for k, v in params.items()} if params else None
+        with self._lock:
+            try:
+                return self._session.query(sql, fmt, params=p)
+            except Exception as e:
+                msg = str(e)
+                code = None
+                if "Code: " in msg:
+                    try:
+                        code = int(msg.split("Code: ", 1)[1].split(".", 1)[0])
+                    except ValueError:
+                        pass
+                cls = QueryTimeout if code in TIMEOUT_CODES else DatabaseError
+                raise cls(msg, code) from e
+
+    def _run(self, sql, params, settings) -> Result:
+        settings = dict(settings)
+        settings.setdefault("output_format_json_quote_64bit_integers", 0)
+        settings.setdefault("output_format_json_quote_denormals", 1)
+        sql = _with_settings(sql, settings)
+        res = self._raw(sql, params)
+        data = res.bytes()
+        if not data:
+            return Result([], [], [])
+        doc = ujson.loads(data)
+        meta = doc.get("meta", [])
+        names = [m["name"] for m in meta]
+        types = [m["type"] for m in meta]
+        rows = doc.get("data", [])
+        convs = [(i, c) for i, c in enumerate(_converter(t) for t in types) if c]
+        if convs:
+            out = []
+            for r in rows:
+                for i, c in convs:
+                    r[i] = c(r[i])
+                out.append(tuple(r))
+        else:
+            out = [tuple(r) for r in rows]
+        return Result(names, types, out)
+
+    def _insert(self, table, columns, rows, settings) -> None:
+        head = f"INSERT INTO {table} ({', '.join(columns)})"
+        if settings:
+            head += " SETTINGS " + ", ".join(f"{k} = {_setting_value(v)}" for k, v in settings.items())
+        body = "\n".join(ujson.dumps(list(r), ensure_ascii=False, default=_json_default,
+                                     reject_bytes=False) for r in rows)
+        self._raw(f"{head} FORMAT JSONCompactEachRow\n{body}", {}, fmt="CSV")
+
+    def close(self) -> None:
+        # chdb cannot reopen another path in this process anyway; keep the
+        # session so that later connect() calls in the same process reuse it.
+        pass
+
+
+def _setting_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return _quote(str(v))
+
+
+def _with_settings(sql: str, settings: Mapping[str, Any]) -> str:
+    if not settings:
+        return sql
+    s = ", ".join(f"{k} = {_setting_value(v)}" for k, v in settings.items())
+    stripped = sql.rstrip().rstrip(";")
+    if " SETTINGS " in stripped.upper()[-400:]:
+        return f"{stripped}, {s}"
+    return f"{stripped}\nSETTINGS {s}"
+
+
+# --- server backend ---------------------------------------------------------
+
+class ClickhouseDatabase(Database):
+    """ClickHouse server over the native protocol. clickhouse-driver clients
+    are not thread-safe, so each thread gets its own connection."""
+
+    def __init__(self, url: str):
+        from clickhouse_driver import Client  # noqa: F401  (import check)
+
+        self.url = url
+        u = urlparse(url)
+        self.database = (u.path or "/default").lstrip("/") or "default"
+        self._kwargs = dict(
+            host=u.hostname or "localhost",
+            port=u.port or 9000,
+            user=unquote(u.username or "default"),
+            password=unquote(u.password or ""),
+            database=self.database,
+            settings={"server_side_params": True},
+        )
+        for k, v in parse_qs(u.query).items():
+            if k in ("connect_timeout", "send_receive_timeout", "sync_request_timeout"):
+                self._kwargs[k] = float(v[0])
+        self._local = threading.local()
+
+    def _client(self):
+        c = getattr(self._local, "client", None)
+        if c is None:
+            from clickhouse_driver import Client
+            c = Client(**self._kwargs)
+            self._local.client = c
+        return c
+
+    def _run(self, sql, params, settings) -> Result:
+        from clickhouse_driver import errors
+        try:
+            rows, cols = self._client().execute(
+                sql, dict(params) if params else None, with_column_types=True,
+                settings=dict(settings) if settings else None)
+        except errors.Error as e:
+            code = getattr(e, "code", None)
+            cls = QueryTimeout if code in TIMEOUT_CODES else DatabaseError
+            raise cls(str(e), code) from e
+        names = [c[0] for c in cols]
+        types = [c[1] for c in cols]
+        return Result(names, types, [tuple(r) for r in rows])
+
+    def _insert(self, table, columns, rows, settings) -> None:
+        from clickhouse_driver import errors
+        try:
+            self._client().execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES",
+                [list(r) for r in rows], settings=dict(settings) if settings else None)
+        except errors.Error as e:
+            raise DatabaseError(str(e), getattr(e, "code", None)) from e
+
+    def close(self) -> None:
+        c = getattr(self._local, "client", None)
+        if c is not None:
+            c.disconnect()
+            self._local.client = None
+
+
+def connect(url: str) -> Database:
+    u = urlparse(url)
+    if u.scheme == "chdb":
+        path = unquote((u.netloc or "") + u.path)
+        if not path:
+            raise DatabaseError(f"chdb URL needs a directory: {url}")
+        database = parse_qs(u.query).get("database", ["default"])[0]
+        return ChdbDatabase.open(path, database)
+    if u.scheme == "clickhouse":
+        return ClickhouseDatabase(url)
+    raise DatabaseError(f"unsupported database URL scheme {u.scheme!r} in {url}")

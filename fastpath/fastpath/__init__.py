@@ -1,0 +1,1 @@
+"""The fastpath: scores each measurement and upserts it into ClickHouse."""
