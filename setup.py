@@ -36,6 +36,7 @@ setup(
         "zstandard>=0.22,<1",
         "pyahocorasick>=2.0,<3",
         "PyJWT>=2.8,<3",
+        "python-dateutil>=2.8,<3",
     ],
     extras_require={
         "test": [
