@@ -6,7 +6,7 @@ import importlib
 import logging
 from typing import Callable
 
-from flask import Flask, request
+from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
 from ooni_common.config import Config
@@ -64,8 +64,10 @@ def create_app(cfg: Config, *, db: Database | None = None,
 
     @app.after_request
     def _cors(resp):
-        # Auth-aware routes set their own, origin-restricted, header.
-        resp.headers.setdefault("Access-Control-Allow-Origin", "*")
+        # Auth-aware routes set their own, origin-restricted, header
+        # (ooniapi.auth sets g.cors_credentialed; no "*" for them).
+        if not g.get("cors_credentialed"):
+            resp.headers.setdefault("Access-Control-Allow-Origin", "*")
         if request.method == "OPTIONS":
             resp.headers.setdefault("Access-Control-Allow-Headers", "Authorization, Content-Type")
             resp.headers.setdefault("Access-Control-Allow-Methods",
