@@ -23,6 +23,7 @@ log = logging.getLogger("ooni-api")
 # One module per API area, each exposing a Blueprint named ``bp``.
 BLUEPRINTS = [
     "ooniapi.routes.pages",
+    "ooniapi.routes.submission",
 ]
 
 # Prefixes whose errors are JSON (api.md §1.3); elsewhere HTML is allowed.
