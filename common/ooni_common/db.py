@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -43,6 +43,9 @@ class Result:
     columns: list[str]
     types: list[str]
     rows: list[tuple]
+    # What the engine reports about the query: rows_read, bytes_read,
+    # total_rows, elapsed (seconds); empty when the backend gave nothing.
+    stats: Mapping[str, float] = field(default_factory=dict)
 
     def dicts(self) -> list[dict[str, Any]]:
         cols = self.columns
@@ -259,7 +262,7 @@ class ChdbDatabase(Database):
                 out.append(tuple(r))
         else:
             out = [tuple(r) for r in rows]
-        return Result(names, types, out)
+        return Result(names, types, out, doc.get("statistics") or {})
 
     def _insert(self, table, columns, rows, settings) -> None:
         head = f"INSERT INTO {table} ({', '.join(columns)})"
@@ -338,7 +341,15 @@ class ClickhouseDatabase(Database):
             raise cls(str(e), code) from e
         names = [c[0] for c in cols]
         types = [c[1] for c in cols]
-        return Result(names, types, [tuple(r) for r in rows])
+        return Result(names, types, [tuple(r) for r in rows], self._last_stats())
+
+    def _last_stats(self) -> dict[str, float]:
+        lq = getattr(self._client(), "last_query", None)
+        p = getattr(lq, "progress", None)
+        if lq is None or p is None:
+            return {}
+        return {"rows_read": p.rows, "bytes_read": p.bytes,
+                "total_rows": p.total_rows, "elapsed": lq.elapsed}
 
     def _insert(self, table, columns, rows, settings) -> None:
         from clickhouse_driver import errors
