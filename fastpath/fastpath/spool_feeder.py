@@ -1,0 +1,86 @@
+"""Feeds the daemon the spool entries it has not handled yet (§10.1
+[reconciled]): at start every unhandled ``<spool>/incoming/*/<uid>.post``, and
+then periodically those older than ``min_age`` seconds (younger ones are
+normally on their way over HTTP). This is what makes a crash, a stop, a full
+queue or a failed notification lose nothing.
+
+Memory stays bounded: one directory listing at a time, bodies read one by one
+and handed to a blocking ``feed`` that waits for room in the daemon's queue.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Callable
+
+from ooni_common.metrics import Metrics
+from ooni_common.spool import Spool
+
+log = logging.getLogger("fastpath")
+
+
+class SpoolFeeder:
+    def __init__(self, spool: Spool, feed: Callable[[str, bytes], bool],
+                 skip: Callable[[str], bool], metrics: Metrics, *,
+                 interval: float = 10.0, min_age: float = 30.0):
+        """``feed(uid, body)`` blocks until queued and returns False when the
+        daemon is stopping; ``skip(uid)`` is True for uids already queued or
+        given up on."""
+        self.spool = spool
+        self.feed = feed
+        self.skip = skip
+        self.metrics = metrics
+        self.interval = interval
+        self.min_age = min_age
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def scan(self, min_age: float = 0.0) -> int:
+        """Feed every unhandled entry older than ``min_age`` seconds; returns
+        how many were fed."""
+        fed = 0
+        newest = time.time() - min_age
+        for d in self.spool.hour_dirs():
+            handled = self.spool.handled(d)
+            for entry in self.spool.entries(d):
+                if self._stop.is_set():
+                    return fed
+                uid = entry.uid
+                if uid in handled or self.skip(uid):
+                    continue
+                try:
+                    if min_age and os.stat(entry.path).st_mtime > newest:
+                        continue
+                    body = entry.path.read_bytes()
+                except OSError:
+                    continue  # archived by the uploader meanwhile
+                if not self.feed(uid, body):
+                    return fed
+                fed += 1
+        if fed:
+            self.metrics.incr("spool_fed", fed)
+            log.info("fed %d unhandled spool entries", fed)
+        return fed
+
+    def _run(self) -> None:
+        first = True
+        while not self._stop.is_set():
+            try:
+                self.scan(0.0 if first else self.min_age)
+                first = False
+            except Exception:
+                log.exception("spool scan failed")
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fastpath-spool-feeder",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
