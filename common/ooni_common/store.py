@@ -132,7 +132,8 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _wrap(self, e: Exception, key: str) -> StoreError:
-        code = getattr(e, "response", {}).get("Error", {}).get("Code") if hasattr(e, "response") else None
+        # botocore timeouts carry ``response = None``.
+        code = (getattr(e, "response", None) or {}).get("Error", {}).get("Code")
         if code in ("NoSuchKey", "404", "NotFound"):
             return KeyNotFound(key)
         return StoreError(f"S3 {self.url}: {key}: {e}")
