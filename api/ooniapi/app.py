@@ -14,6 +14,7 @@ from ooni_common.db import Database, DatabaseError, QueryTimeout
 from ooni_common.metrics import Metrics, from_config as metrics_from_config
 from ooni_common.spool import Spool
 
+from . import openapi, ratelimit
 from .context import Services
 from .errors import ApiError
 from .http import OoniJSONProvider, json_response
@@ -23,7 +24,10 @@ log = logging.getLogger("ooni-api")
 # One module per API area, each exposing a Blueprint named ``bp``.
 BLUEPRINTS = [
     "ooniapi.routes.pages",
+    "ooniapi.routes.quotas",
+    "ooniapi.routes.aggregation",
     "ooniapi.routes.submission",
+    "ooniapi.routes.measurements",
 ]
 
 # Prefixes whose errors are JSON (api.md §1.3); elsewhere HTML is allowed.
@@ -54,6 +58,9 @@ def create_app(cfg: Config, *, db: Database | None = None,
     )
     app.extensions["ooni"] = svc
 
+    # First, so that its timer wraps every other hook of the request.
+    ratelimit.init_app(app)
+
     for name in BLUEPRINTS:
         mod = importlib.import_module(name)
         app.register_blueprint(mod.bp)
@@ -62,6 +69,7 @@ def create_app(cfg: Config, *, db: Database | None = None,
             init(app)
 
     register_error_handlers(app)
+    openapi.init_app(app)
 
     @app.after_request
     def _cors(resp):
