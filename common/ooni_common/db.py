@@ -149,7 +149,11 @@ def _param_text(v: Any, nested: bool = False) -> str:
     if isinstance(v, (int, float)):
         return repr(v)
     s = str(v)
-    return _quote(s) if nested else s
+    if nested:
+        return _quote(s)
+    # Top-level values are read in the escaped (TSV) format: a backslash,
+    # tab or newline in user input must stay literal text.
+    return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
 def _json_default(v: Any) -> Any:
