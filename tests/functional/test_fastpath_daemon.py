@@ -173,3 +173,84 @@ def test_unscored_spool_entries_are_scored_after_a_restart(daemon_factory, db, s
     # Entries handled by the first run are not fed again.
     assert rows_by_uid(db, first) == {}
     assert metrics.counters["fastpath.spool_fed"] == 2
+
+
+def _scored(msm: dict, uid: str):
+    from fastpath.core import process_measurement
+    from fastpath.fingerprints import Fingerprints
+    from fastpath.pool import Scored
+    o = process_measurement(None, msm, uid, Fingerprints.empty())
+    return Scored(uid, o.status, o.reason, o.row.as_tuple(), None, 1.0)
+
+
+def test_one_bad_row_does_not_drop_its_batch(db, shared_data, metrics):
+    from fastpath.rows import FASTPATH_COLUMNS, OBS_OPENVPN_COLUMNS
+    from fastpath.writer import RowWriter
+    msm = load_samples(shared_data)["report1.json"]
+    batch = [_scored(msm, f"20190720201830.{i:06d}_US_webconnectivity_{i:016x}")
+             for i in range(9)]
+    bad = list(batch[4].row)
+    bad[FASTPATH_COLUMNS.index("test_start_time")] = "not a date"
+    batch[4] = batch[4]._replace(row=tuple(bad))
+    flushed = []
+    w = RowWriter(db, metrics, fastpath_columns=FASTPATH_COLUMNS,
+                  openvpn_columns=OBS_OPENVPN_COLUMNS, batch_rows=100,
+                  on_flushed=lambda h, f: flushed.append((h, f)))
+    w.flush_batch(batch)
+    written = {r[0] for r in db.execute("SELECT measurement_uid FROM fastpath")}
+    assert written == {s.uid for s in batch} - {batch[4].uid}
+    assert flushed == [([s.uid for s in batch if s is not batch[4]], [batch[4].uid])]
+    assert metrics.counters["fastpath.db.fastpath_failed_rows"] == 1
+    assert metrics.counters["fastpath.failed_batch_inserts"] >= 1
+
+
+def test_failed_rows_stay_unhandled_in_the_spool(daemon_factory, db, shared_data, fp_cfg,
+                                                 monkeypatch):
+    d = daemon_factory(workers=0)
+    spool = Spool(fp_cfg.spool_dir)
+    msm = load_samples(shared_data)["report1.json"]
+    uid_ok, body = post_for(msm, "ok")
+    uid_bad, body_bad = post_for(msm, "bad")
+    spool.write(uid_ok, body)
+    spool.write(uid_bad, body_bad)
+    real_insert = db.insert
+
+    def insert(table, cols, rows, settings=None):
+        if any(uid_bad in r for r in rows):
+            from ooni_common.db import DatabaseError
+            raise DatabaseError("refused")
+        return real_insert(table, cols, rows, settings)
+
+    monkeypatch.setattr(db, "insert", insert)
+    assert d.wait_idle(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and d._failures[uid_bad] < d.max_attempts:
+        time.sleep(0.05)
+    # Retried by the spool feeder, then given up on; never marked handled.
+    assert d._failures[uid_bad] == d.max_attempts
+    handled = set().union(*(spool.handled(h) for h in spool.hour_dirs()))
+    assert uid_ok in handled and uid_bad not in handled
+    assert set(rows_by_uid(db, [uid_ok, uid_bad])) == {uid_ok}
+
+
+def test_fingerprints_reload_in_worker_processes_without_restart(daemon_factory, db,
+                                                                 shared_data):
+    d = daemon_factory(workers=1)
+    msm = load_samples(shared_data)["bug_352.json"]
+    uid1, body1 = post_for(msm, "1")
+    assert d.submit(uid1, body1)
+    assert d.wait_idle(60)
+    assert rows_by_uid(db, [uid1])[uid1]["confirmed"] == "f"
+    version = d.fingerprints.current.version
+    # The updater swaps new tables in; the poller notices within its period.
+    load_fingerprints(db, shared_data)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and d.fingerprints.current.version == version:
+        time.sleep(0.05)
+    assert d.fingerprints.current.version == version + 1
+    uid2, body2 = post_for(msm, "2")
+    assert d.submit(uid2, body2)
+    assert d.wait_idle(30)
+    row = rows_by_uid(db, [uid2])[uid2]
+    assert (row["anomaly"], row["confirmed"]) == ("t", "t")
+    assert "ooni.ir_10dot10_ipv4_1" in row["scores"]
