@@ -73,6 +73,14 @@ def open_database(cfg: Config, purpose: str):
     return db, lock
 
 
+def close_database(db, lock) -> None:
+    # The embedded engine must be shut down explicitly (see
+    # ChdbDatabase.shutdown); a server connection just closes.
+    getattr(db, "shutdown", db.close)()
+    if lock is not None:
+        lock.release()
+
+
 def all_jobs() -> dict:
     from analysis.jobs import all_jobs as registry
     return registry()
@@ -132,9 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not fp.wait_idle(DRAIN_TIMEOUT):
             log.warning("fastpath not idle after %.0f s; the spool keeps the rest", DRAIN_TIMEOUT)
         fp.stop()
-        db.close()
-        if lock is not None:
-            lock.release()
+        close_database(db, lock)
     log.info("stopped")
     return 0
 
@@ -152,9 +158,7 @@ def cmd_job(args: argparse.Namespace) -> int:
         try:
             res = JobRunner(cfg, db, jobs, metrics_from_config(cfg, "ooni-backend")).run(args.name)
         finally:
-            db.close()
-            if lock is not None:
-                lock.release()
+            close_database(db, lock)
         via = "in this process"
     print(f"{res.line()} (run {via})")
     return 0 if res.ok else 1

@@ -281,6 +281,15 @@ class ChdbDatabase(Database):
         # session so that later connect() calls in the same process reuse it.
         pass
 
+    def shutdown(self) -> None:
+        """Close the engine for good before the process exits: chdb aborts
+        at interpreter exit if its session is still open while any Python
+        thread is alive."""
+        with self._lock, self._instances_lock:
+            self._session.close()
+            for k in [k for k, v in self._instances.items() if v is self]:
+                del self._instances[k]
+
 
 def _setting_value(v: Any) -> str:
     if isinstance(v, bool):
