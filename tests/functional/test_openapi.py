@@ -1,0 +1,75 @@
+"""The OpenAPI spec documents every route the app serves."""
+from __future__ import annotations
+
+import re
+
+from ooniapi.openapi import OWN_ENDPOINTS, SPEC_ROUTE, UI_ROUTE
+
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+
+
+def swagger_path(rule: str) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def spec(client) -> dict:
+    r = client.get(SPEC_ROUTE)
+    assert r.status_code == 200
+    assert r.mimetype == "application/json"
+    return r.get_json()
+
+
+def test_every_route_is_documented(app, client):
+    doc = spec(client)
+    assert doc["swagger"] == "2.0"
+    paths = doc["paths"]
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith(OWN_ENDPOINTS):
+            continue
+        ops = paths.get(swagger_path(rule.rule), {})
+        for method in sorted(rule.methods - IGNORED_METHODS):
+            op = ops.get(method.lower())
+            if not op:
+                missing.append(f"{method} {rule.rule} ({rule.endpoint}): not in the spec")
+            elif not op.get("responses"):
+                missing.append(f"{method} {rule.rule} ({rule.endpoint}): no responses")
+            elif not (op.get("summary") or op.get("description")):
+                missing.append(f"{method} {rule.rule} ({rule.endpoint}): no summary")
+    assert not missing, "routes without OpenAPI documentation:\n" + "\n".join(missing)
+
+
+def test_path_parameters_are_declared(app, client):
+    paths = spec(client)["paths"]
+    undeclared = []
+    for path, ops in paths.items():
+        names = set(re.findall(r"{([^}]+)}", path))
+        for method, op in ops.items():
+            declared = {p.get("name") for p in op.get("parameters", []) if p.get("in") == "path"}
+            if names - declared:
+                undeclared.append(f"{method.upper()} {path}: {sorted(names - declared)}")
+    assert not undeclared, "path parameters missing from the spec:\n" + "\n".join(undeclared)
+
+
+def test_references_resolve(client):
+    doc = spec(client)
+    refs = set(re.findall(r'"\$ref":\s*"#/definitions/([^"]+)"', client.get(SPEC_ROUTE).get_data(as_text=True)))
+    assert refs, "expected shared definitions to be used"
+    assert refs <= set(doc.get("definitions", {})), refs - set(doc.get("definitions", {}))
+
+
+def test_aggregation_is_fully_described(client):
+    op = spec(client)["paths"]["/api/v1/aggregation"]["get"]
+    names = {p["name"] for p in op["parameters"]}
+    assert names == {"axis_x", "axis_y", "probe_cc", "probe_asn", "test_name", "domain", "input",
+                     "category_code", "ooni_run_link_id", "since", "until", "time_grain",
+                     "format", "download"}
+    assert op["responses"]["200"]["schema"]["properties"]["result"]
+    assert "400" in op["responses"]
+
+
+def test_swagger_ui_page(client):
+    r = client.get(UI_ROUTE)
+    assert r.status_code == 200
+    assert r.mimetype == "text/html"
+    assert SPEC_ROUTE.encode() in r.data
