@@ -20,7 +20,7 @@ setup(
     python_requires=">=3.11",
     packages=packages,
     package_dir=package_dir,
-    package_data={"ooniapi": ["templates/*", "static/*"]},
+    package_data={"ooniapi": ["templates/*", "static/*", "probe_data/*.json"]},
     install_requires=[
         "flask>=3.0,<4",
         "flasgger>=0.9.7,<0.10",
@@ -35,6 +35,7 @@ setup(
         "pyyaml>=6.0,<7",
         "zstandard>=0.22,<1",
         "pyahocorasick>=2.0,<3",
+        "ahocorasick-rs>=1.0,<2",
         "PyJWT>=2.8,<3",
         "python-dateutil>=2.8,<3",
     ],

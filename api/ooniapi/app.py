@@ -28,6 +28,8 @@ BLUEPRINTS = [
     "ooniapi.routes.aggregation",
     "ooniapi.routes.submission",
     "ooniapi.routes.measurements",
+    "ooniapi.routes.probe_services",
+    "ooniapi.routes.prioritization",
 ]
 
 # Prefixes whose errors are JSON (api.md §1.3); elsewhere HTML is allowed.
