@@ -19,6 +19,10 @@ from .runner import JobError
 USER_AGENT = "ooni-downloader"
 
 
+class SourceNotFound(JobError):
+    """The server answered 404: the file is not published (yet)."""
+
+
 def _local_path(source: str) -> Path | None:
     u = urlparse(source)
     if u.scheme == "file":
@@ -43,6 +47,8 @@ def open_source(source: str, timeout: float):
     try:
         resp = urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as e:
+        if e.code == 404:
+            raise SourceNotFound(f"cannot fetch {source}: HTTP 404") from e
         raise JobError(f"cannot fetch {source}: HTTP {e.code}") from e
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
