@@ -152,13 +152,16 @@ class BodyLookup:
     def locate(self, key: BodyKey) -> tuple[str, int] | None:
         """(s3path, linenum) from the ``jsonl`` table. The table is ordered
         by (report_id, input, measurement_uid), so the lookup goes through its
-        primary key; rows written before uids were recorded have ''."""
+        primary key. The uid row wins; the input only matters for rows
+        written before uids were recorded (uid ''), because list inputs are
+        not spelled the same in ``jsonl`` and ``fastpath``."""
         if not key.report_id:
             return None
         if key.measurement_uid:
             sql = """SELECT s3path, linenum FROM jsonl
-                WHERE report_id = {rid:String} AND input = {inp:String}
-                  AND measurement_uid IN ({uid:String}, '')
+                WHERE report_id = {rid:String}
+                  AND (measurement_uid = {uid:String}
+                       OR (measurement_uid = '' AND input = {inp:String}))
                 ORDER BY measurement_uid DESC LIMIT 1"""
         else:
             sql = """SELECT s3path, linenum FROM jsonl
