@@ -18,6 +18,12 @@ from typing import Any, Iterable
 
 import ahocorasick
 
+try:
+    # Rust aho-corasick as a DFA: ~5x faster than pyahocorasick on 100 KB bodies
+    import ahocorasick_rs
+except ImportError:  # pragma: no cover - pyahocorasick remains a correct fallback
+    ahocorasick_rs = None
+
 FP_COLUMNS = ("name", "scope", "other_names", "location_found", "pattern_type",
               "pattern", "confidence_no_fp", "expected_countries")
 
@@ -75,6 +81,28 @@ def _fingerprint(row: dict) -> Fingerprint:
     )
 
 
+class _BytesDFA:
+    """One DFA over UTF-8 patterns; str bodies are searched as their UTF-8
+    encoding, which finds exactly the str substrings (UTF-8 is
+    self-synchronizing) and bytes bodies as they are (the legacy
+    ``body.find(pattern.encode())``)."""
+
+    def __init__(self, keys: dict[str, list[int]]):
+        self.patterns = [k.encode("utf-8", "surrogatepass") for k in keys]
+        self.values = [tuple(v) for v in keys.values()]
+        self.dfa = ahocorasick_rs.BytesAhoCorasick(
+            self.patterns, implementation=ahocorasick_rs.Implementation.DFA)
+
+    def find(self, body: str | bytes) -> set[int]:
+        if isinstance(body, str):
+            body = body.encode("utf-8", "surrogatepass")
+        values = self.values
+        found: set[int] = set()
+        for i in {m[0] for m in self.dfa.find_matches_as_indexes(body, overlapping=True)}:
+            found.update(values[i])
+        return found
+
+
 def _build_automaton(keys: dict[str, list[int]]) -> ahocorasick.Automaton | None:
     if not keys:
         return None
@@ -100,6 +128,7 @@ class Fingerprints:
     body_bytes: Any = None
     # body fingerprints with an empty pattern match every body
     body_always: tuple[int, ...] = ()
+    body_dfa: Any = None
     # header name -> value -> indexes ("full" patterns)
     header_full: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
     # header name -> (distinct prefix lengths, prefix -> indexes)
@@ -148,7 +177,9 @@ class Fingerprints:
             k = pat.encode("utf-8", "surrogatepass").decode("latin-1")
             bytes_keys.setdefault(k, []).extend(idxs)
 
+        body_dfa = _BytesDFA(body_keys) if body_keys and ahocorasick_rs is not None else None
         return cls(
+            body_dfa=body_dfa,
             dns=dns,
             http=http,
             dns_index={k: tuple(v) for k, v in dns_index.items()},
@@ -187,6 +218,13 @@ class Fingerprints:
 
     def match_body(self, body: str | bytes, out: list[Fingerprint]) -> None:
         """All body fingerprints in one pass; each one at most once per body."""
+        if self.body_dfa is not None:
+            found = self.body_dfa.find(body)
+            found.update(self.body_always)
+            if found:
+                http = self.http
+                out.extend(http[i] for i in sorted(found))
+            return
         if isinstance(body, bytes):
             automaton = self.body_bytes
             text = body.decode("latin-1")
