@@ -40,6 +40,131 @@ class ObjectStore(Protocol):
     def get_range(self, key: str, start: int, end: int) -> bytes: ...
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
     def exists(self, key: str) -> bool: ...
+    def open_writer(self, key: str) -> "ObjectWriter": ...
+
+
+class ObjectWriter(Protocol):
+    """A streamed upload: ``write`` chunks, then ``close`` publishes the
+    object; ``abort`` (or an exception inside ``with``) publishes nothing."""
+
+    def write(self, data: bytes) -> int: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def __enter__(self) -> "ObjectWriter": ...
+    def __exit__(self, *exc) -> None: ...
+
+
+class _WriterBase:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class _FileWriter(_WriterBase):
+    def __init__(self, store: "FileStore", key: str):
+        self.key = key
+        self.dst = store._path(key)
+        self.tmp = self.dst.with_name(self.dst.name + ".tmp")
+        try:
+            self.dst.parent.mkdir(parents=True, exist_ok=True)
+            self.f = open(self.tmp, "wb")
+        except OSError as e:
+            raise StoreError(f"cannot write {key} to {store.url}: {e}") from e
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.abort()
+            raise StoreError(f"cannot write {self.key}: {e}") from e
+
+    def close(self) -> None:
+        if self.f.closed:
+            return
+        try:
+            self.f.flush()
+            os.fsync(self.f.fileno())
+            self.f.close()
+            os.rename(self.tmp, self.dst)
+        except OSError as e:
+            self.abort()
+            raise StoreError(f"cannot write {self.key}: {e}") from e
+
+    def abort(self) -> None:
+        if not self.f.closed:
+            self.f.close()
+        try:
+            self.tmp.unlink()
+        except OSError:
+            pass
+
+
+class _S3Writer(_WriterBase):
+    """S3 multipart upload (parts of ``part_size``; S3's minimum is 5 MiB),
+    or one PUT when the object is smaller than a part."""
+
+    def __init__(self, store: "S3Store", key: str, part_size: int = 8 * 1024 * 1024):
+        self.store, self.key, self.part_size = store, key, part_size
+        self.buf = bytearray()
+        self.upload_id: str | None = None
+        self.parts: list[dict] = []
+        self.closed = False
+
+    def _s3(self):
+        return self.store._s3
+
+    def _flush_part(self) -> None:
+        s3, bucket, k = self._s3(), self.store.bucket, self.store._k(self.key)
+        try:
+            if self.upload_id is None:
+                self.upload_id = s3.create_multipart_upload(Bucket=bucket, Key=k)["UploadId"]
+            n = len(self.parts) + 1
+            r = s3.upload_part(Bucket=bucket, Key=k, UploadId=self.upload_id, PartNumber=n,
+                               Body=bytes(self.buf))
+            self.parts.append({"ETag": r["ETag"], "PartNumber": n})
+            self.buf.clear()
+        except Exception as e:
+            self.abort()
+            raise self.store._wrap(e, self.key) from e
+
+    def write(self, data: bytes) -> int:
+        self.buf += data
+        if len(self.buf) >= self.part_size:
+            self._flush_part()
+        return len(data)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        if self.upload_id is None:
+            self.closed = True
+            self.store.put_bytes(self.key, bytes(self.buf))
+            return
+        if self.buf:
+            self._flush_part()
+        try:
+            self._s3().complete_multipart_upload(
+                Bucket=self.store.bucket, Key=self.store._k(self.key), UploadId=self.upload_id,
+                MultipartUpload={"Parts": self.parts})
+            self.closed = True
+        except Exception as e:
+            self.abort()
+            raise self.store._wrap(e, self.key) from e
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.upload_id is not None:
+            try:
+                self._s3().abort_multipart_upload(Bucket=self.store.bucket,
+                                                  Key=self.store._k(self.key), UploadId=self.upload_id)
+            except Exception:
+                pass  # S3 lifecycle rules expire abandoned uploads
+            self.upload_id = None
 
 
 class FileStore:
@@ -104,6 +229,9 @@ class FileStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def open_writer(self, key: str) -> _FileWriter:
+        return _FileWriter(self, key)
 
 
 class S3Store:
@@ -183,6 +311,9 @@ class S3Store:
             if isinstance(err, KeyNotFound):
                 return False
             raise err from e
+
+    def open_writer(self, key: str) -> _S3Writer:
+        return _S3Writer(self, key)
 
 
 def open_store(cfg: Config) -> ObjectStore:
