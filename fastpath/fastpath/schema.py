@@ -47,6 +47,11 @@ DDL = [
     SETTINGS index_granularity = 8192""",
     "ALTER TABLE fastpath ADD COLUMN IF NOT EXISTS `ooni_run_link_id` Nullable(UInt64)",
     "ALTER TABLE fastpath ADD COLUMN IF NOT EXISTS `is_verified` LowCardinality(String)",
+    # The measurement listing filters on exact domain/input (api.md §4.1);
+    # without these the FINAL read scans the whole time window. They apply
+    # to parts written from now on (MATERIALIZE INDEX covers older ones).
+    "ALTER TABLE fastpath ADD INDEX IF NOT EXISTS fastpath_domain_idx domain TYPE bloom_filter(0.01) GRANULARITY 1",
+    "ALTER TABLE fastpath ADD INDEX IF NOT EXISTS fastpath_input_idx input TYPE bloom_filter(0.01) GRANULARITY 1",
     """CREATE TABLE IF NOT EXISTS obs_openvpn (
     `anomaly` Int8,
     `bootstrap_time` Float32,
