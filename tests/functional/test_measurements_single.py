@@ -249,3 +249,20 @@ def test_torsf_stats_bad_input(client, torsf, qs):
     assert r.status_code == 400
     doc = r.get_json()
     assert doc["v"] == 0 and doc["error"]
+
+
+SQLISH = ["' OR 1=1 --", "\"; DROP TABLE fastpath; --", "x') UNION SELECT 1 --",
+          "\\' OR ''='", "a\x00b\\N"]
+
+
+def test_sql_looking_keys_are_data(client, db, legacy_row):
+    for text in SQLISH:
+        uid = (text * 4)[:60]
+        for path in ("/api/v1/measurement_meta", "/api/v1/raw_measurement"):
+            r = client.get(path, query_string={"measurement_uid": uid})
+            assert (r.status_code, r.get_json()) == (200, {}), (path, text)
+        r = client.get("/api/v1/raw_measurement", query_string={"report_id": RID, "input": text})
+        assert (r.status_code, r.get_json()) == (200, {})
+        r = client.get("/api/_/measurement_feedback/" + uid.replace("/", ""))
+        assert (r.status_code, r.get_json()) == (200, {"summary": {}})
+    assert db.execute("SELECT count() FROM fastpath")[0][0] == 1

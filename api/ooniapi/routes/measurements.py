@@ -108,7 +108,7 @@ def parse_list_query(args, now: dt.datetime) -> ListQuery:
     order = (arg("order") or "desc").lower()
     if order not in ("asc", "desc"):
         raise BadRequest("Invalid order")
-    offset = parse_int("offset", arg("offset"), 0, minimum=0)
+    offset = parse_int("offset", arg("offset"), 0, minimum=0, maximum=2**63 - 1)
     limit = parse_int("limit", arg("limit"), MAX_LIMIT, minimum=1, maximum=MAX_LIMIT,
                       too_big=f"`limit` is only allowed up to {MAX_LIMIT}")
     cur = None
