@@ -38,7 +38,9 @@ import logging
 import os
 import shutil
 import tarfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +75,9 @@ class UploaderSettings:
     unhandled_grace: dt.timedelta = dt.timedelta(hours=24)
     max_can_bytes: int = 64 * 1024 * 1024
     gzip_level: int = 6
+    # Cans are independent: building and uploading several at once overlaps
+    # compression (zlib releases the GIL), disk and network waits.
+    workers: int = 2
 
     @classmethod
     def from_config(cls, cfg: Config) -> "UploaderSettings":
@@ -86,6 +91,7 @@ class UploaderSettings:
             unhandled_grace=dt.timedelta(seconds=cfg.get_float("UPLOADER_UNHANDLED_GRACE", 86400)),
             max_can_bytes=cfg.get_int("UPLOADER_MAX_CAN_BYTES", 64 * 1024 * 1024),
             gzip_level=cfg.get_int("UPLOADER_GZIP_LEVEL", 6),
+            workers=max(1, cfg.get_int("UPLOADER_WORKERS", 2)),
         )
 
 
@@ -291,11 +297,19 @@ def plan_cans(hd: HourDir, collector_id: str, uids: list[str], first_k: int,
 
 # --- the steps of one can -------------------------------------------------------
 
-def build_can(can: Can, gzip_level: int, stats: UploadStats,
-              progress: Progress | None = None) -> list[JsonlRow]:
+@dataclass
+class CanResult:
+    rows: list[JsonlRow] = field(default_factory=list)
+    bytes_in: int = 0
+    unparseable: int = 0
+    missing: list[str] = field(default_factory=list)
+
+
+def build_can(can: Can, gzip_level: int, progress: Progress | None = None) -> CanResult:
     """Write the postcan and the JSONL file next to the spool files; the
     order of the JSONL lines is the order of the tar members."""
-    rows: list[JsonlRow] = []
+    res = CanResult()
+    rows = res.rows
     hd = can.hour_dir
     date = hd.hour.date()
     linenum = 0
@@ -314,7 +328,7 @@ def build_can(can: Can, gzip_level: int, stats: UploadStats,
                 # Spool files of a pending manifest are deleted only after it
                 # is done: a missing one was removed by hand. Archive the rest.
                 log.error("spool file vanished before archiving: %s", p)
-                stats.missing.append(uid)
+                res.missing.append(uid)
                 continue
             ti = tarfile.TarInfo(f"{hd.path.name}/{uid}.post")
             ti.size = len(body)
@@ -324,7 +338,7 @@ def build_can(can: Can, gzip_level: int, stats: UploadStats,
             msm = unwrap(body)
             if msm is None:
                 log.error("unable to parse measurement %s", uid)
-                stats.unparseable += 1
+                res.unparseable += 1
                 jl.write(b"{}\n")
             else:
                 jl.write(dump_line(msm) + b"\n")
@@ -333,14 +347,14 @@ def build_can(can: Can, gzip_level: int, stats: UploadStats,
                     s3path=can.jsonl_key, linenum=linenum, measurement_uid=uid,
                     date=date, source=can.postcan_key))
             linenum += 1
-            stats.bytes_in += len(body)
+            res.bytes_in += len(body)
             if progress:
                 progress.update()
         tar.close()
     for p in (can.local_postcan, can.local_jsonl):
         with open(p, "rb+") as f:
             os.fsync(f.fileno())
-    return rows
+    return res
 
 
 def upload_can(can: Can, store: ObjectStore) -> None:
@@ -383,6 +397,7 @@ class Uploader:
         self.store = store
         self.metrics = metrics
         self.spool = Spool(settings.spool_dir)
+        self._stats_lock = threading.Lock()
 
     def closed_hour_dirs(self, now: dt.datetime) -> list[HourDir]:
         out = []
@@ -397,49 +412,55 @@ class Uploader:
     def process_can(self, can: Can, stats: UploadStats, progress: Progress | None) -> None:
         m = self.metrics
         with m.timer("fill_postcan"):
-            rows = build_can(can, self.s.gzip_level, stats, progress)
+            res = build_can(can, self.s.gzip_level, progress)
         with m.timer("upload_measurement"):
             upload_can(can, self.store)
         with m.timer("update_db_table"):
-            insert_rows(self.db, rows)
+            insert_rows(self.db, res.rows)
         mark_done(can)
         delete_posts(can)
-        n = len(can.uids)
-        stats.measurements += n
-        stats.cans += 1
+        n = len(can.uids) - len(res.missing)
+        with self._stats_lock:
+            stats.measurements += n
+            stats.cans += 1
+            stats.bytes_in += res.bytes_in
+            stats.unparseable += res.unparseable
+            stats.missing += res.missing
         m.incr("msmt_count", n)
         m.incr("postcan_count")
         log.info("archived %d measurements as %s", n, can.jsonl_key)
 
-    def process_hour_dir(self, hd: HourDir, now: dt.datetime, stats: UploadStats,
-                         progress: Progress | None) -> None:
+    def plan_hour_dir(self, hd: HourDir, now: dt.datetime, stats: UploadStats) -> list[Can]:
+        """The cans to process for one hour directory: unfinished ones of an
+        earlier run first, then new ones (their manifests written here)."""
         pending, done = _manifests(hd, self.s.collector_id)
         for can in done:  # killed while deleting: finish it
             delete_posts(can)
         for can in pending:
             log.info("resuming %s", can.base)
-            stats.resumed += 1
-            self.process_can(can, stats, progress)
+        stats.resumed += len(pending)
+        cans = list(pending)
         taken = {u for c in pending + done for u in c.uids}
         entries = [e.uid for e in self.spool.entries(hd.path) if e.uid not in taken]
-        if entries:
-            expired = hd.hour + dt.timedelta(hours=1) + self.s.unhandled_grace <= now
-            handled = self.spool.handled(hd.path)
-            ready = [u for u in entries if u in handled or expired]
-            unhandled = sum(1 for u in ready if u not in handled)
-            stats.unhandled_waiting += len(entries) - len(ready)
-            if ready:
-                next_k = max((c.k for c in pending + done), default=-1) + 1
-                for can in plan_cans(hd, self.s.collector_id, ready, next_k,
-                                     self.s.max_can_bytes):
-                    _write_atomic(can.pending_manifest, "".join(u + "\n" for u in can.uids).encode())
-                    self.process_can(can, stats, progress)
-                if unhandled:
-                    log.warning("archived %d measurements of %s that the fastpath never "
-                                "marked as handled", unhandled, hd.path.name)
-                    stats.unhandled_archived += unhandled
-                    self.metrics.incr("unhandled_archived", unhandled)
-        self._remove_if_empty(hd, stats)
+        if not entries:
+            return cans
+        expired = hd.hour + dt.timedelta(hours=1) + self.s.unhandled_grace <= now
+        handled = self.spool.handled(hd.path)
+        ready = [u for u in entries if u in handled or expired]
+        stats.unhandled_waiting += len(entries) - len(ready)
+        if not ready:
+            return cans
+        next_k = max((c.k for c in pending + done), default=-1) + 1
+        for can in plan_cans(hd, self.s.collector_id, ready, next_k, self.s.max_can_bytes):
+            _write_atomic(can.pending_manifest, "".join(u + "\n" for u in can.uids).encode())
+            cans.append(can)
+        unhandled = sum(1 for u in ready if u not in handled)
+        if unhandled:
+            log.warning("archiving %d measurements of %s that the fastpath never "
+                        "marked as handled", unhandled, hd.path.name)
+            stats.unhandled_archived += unhandled
+            self.metrics.incr("unhandled_archived", unhandled)
+        return cans
 
     def _remove_if_empty(self, hd: HourDir, stats: UploadStats) -> None:
         # Stale ``.post.tmp`` files of a closed hour are writes the API never
@@ -453,12 +474,24 @@ class Uploader:
         now = now or utcnow()
         stats = UploadStats()
         dirs = self.closed_hour_dirs(now)
-        total = sum(1 for d in dirs for n in os.listdir(d.path) if n.endswith(".post"))
-        progress = Progress("uploader", total)
+        cans = [c for hd in dirs for c in self.plan_hour_dir(hd, now, stats)]
+        progress = Progress("uploader", sum(len(c.uids) for c in cans))
         t0 = time.perf_counter()
         try:
+            if self.s.workers == 1 or len(cans) < 2:
+                for can in cans:
+                    self.process_can(can, stats, progress)
+            else:
+                with ThreadPoolExecutor(self.s.workers, thread_name_prefix="uploader") as pool:
+                    futures = [pool.submit(self.process_can, c, stats, progress) for c in cans]
+                    try:
+                        for f in futures:
+                            f.result()
+                    finally:
+                        for f in futures:
+                            f.cancel()
             for hd in dirs:
-                self.process_hour_dir(hd, now, stats, progress)
+                self._remove_if_empty(hd, stats)
         finally:
             progress.close()
             self.metrics.timing("total_run_time", (time.perf_counter() - t0) * 1000)
