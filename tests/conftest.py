@@ -36,7 +36,10 @@ def session_dir(tmp_path_factory) -> Path:
 def session_db(session_dir):
     db = connect(f"chdb://{session_dir / 'db'}")
     ensure_all(db)
-    return db
+    yield db
+    # chdb aborts the interpreter at exit if its session is still open while
+    # any thread (a test's leftover daemon thread) is alive.
+    db.shutdown()
 
 
 @pytest.fixture

@@ -88,8 +88,15 @@ class ControlServer:
     def stop(self) -> None:
         self._closed.set()
         if self._sock is not None:
+            # close() alone does not wake a thread blocked in accept().
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._sock.close()
             self._sock = None
+        if self._thread is not None:
+            self._thread.join(5)
         try:
             self.path.unlink()
         except FileNotFoundError:

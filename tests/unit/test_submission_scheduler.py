@@ -114,7 +114,7 @@ def test_control_socket_runs_job_in_server(tmp_path):
         assert calls == ["alpha", "beta"]
     finally:
         srv.stop()
-    assert not path.exists()
+    assert not path.exists() and not srv._thread.is_alive()
     with pytest.raises(NoServer):
         request_job(path, "alpha")
 
