@@ -217,7 +217,15 @@ def test_probe_session_crash_and_restart(tmp_path, env, shared_data):
         want = set(sent) | set(acked)
         found = wait_listed(be, rid, want)
         assert found == want
-        assert_bodies_intact(be, acked)
+        # all of them, including those the uploader job has archived since
+        assert_bodies_intact(be, {**sent, **acked})
     finally:
         assert be.stop() == 0
     assert "Traceback" not in be.log.read_text()
+
+    # --- with no backend running, the job command opens the database itself
+    job = subprocess.run([str(BIN), "job", "uploader", "--data-dir", str(data_dir)],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert job.returncode == 0, (job.stdout, job.stderr)
+    assert job.stdout.startswith("job uploader: ok") and "(run in this process)" in job.stdout
+    assert not (data_dir / "db" / "holder.lock").read_text()
