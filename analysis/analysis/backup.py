@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     def body(stack) -> int:
         over = {"CLICKHOUSE_URL": args.db_uri, "DB_BACKUP_TABLES": args.tables}
         cfg = load_config(args.config, over)
-        db = open_db(cfg, stack, "ooni-db-backup")
+        db = open_db(cfg, stack, "ooni-db-backup", "db-backup")
         if args.restore:
             restore(cfg, db, day=args.date, replace=args.replace)
         else:

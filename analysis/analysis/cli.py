@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             mod.run(cfg, None, dry_run=True)
             return 0
-        db = open_db(cfg, stack, f"analysis --{args.action.replace('_', '-')}")
+        db = open_db(cfg, stack, f"analysis --{args.action.replace('_', '-')}", module)
         mod.run(cfg, db)
         return 0
 

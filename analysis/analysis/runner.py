@@ -34,14 +34,14 @@ def load_config(path: str | None = None, overrides: dict | None = None) -> Confi
     return Config.load(path, overrides=overrides)
 
 
-def open_db(cfg: Config, stack: ExitStack, purpose: str) -> Database:
+def open_db(cfg: Config, stack: ExitStack, purpose: str, job: str = "NAME") -> Database:
     lock = lock_for_url(cfg.clickhouse_url, purpose)
     if lock is not None:
         try:
             stack.enter_context(lock)
         except LockHeld as e:
             raise LockHeld(f"{e}; run the job through the running process instead: "
-                           f"ooni-backend job NAME") from None
+                           f"ooni-backend job {job}") from None
     db = connect(cfg.clickhouse_url)
     schema.ensure_schema(db)
     return db

@@ -530,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(stack) -> int:
         cfg = load_config(args.config)
-        db = open_db(cfg, stack, "ooni-api-uploader")
+        db = open_db(cfg, stack, "ooni-api-uploader", "uploader")
         run(cfg, db)
         return 0
 

@@ -251,3 +251,19 @@ def test_process_killed_at_step_then_rerun(tmp_path, shared_data, subprocess_env
 def _cfg_for(data):
     from ooni_common.config import Config
     return Config({"DATA_DIR": str(data)})
+
+
+def test_command_while_the_standalone_process_holds_the_db(tmp_path, monkeypatch, capsys):
+    from ooni_common.lock import lock_for_url
+    url = f"chdb://{tmp_path / 'db'}"
+    held = lock_for_url(url, "ooni-backend run").acquire()
+    try:
+        monkeypatch.setenv("OONI_CLICKHOUSE_URL", url)
+        monkeypatch.setenv("OONI_DATA_DIR", str(tmp_path))
+        monkeypatch.delenv("OONI_CONF", raising=False)
+        assert uploader.main([]) == 3
+        err = capsys.readouterr().err
+        assert "in use by" in err and "ooni-backend job uploader" in err
+        assert "Traceback" not in err
+    finally:
+        held.release()
