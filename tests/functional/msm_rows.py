@@ -1,7 +1,7 @@
-"""Rows of the ``fastpath`` table for the measurements API tests: from the
-real samples in ../shared/data/measurements and from a small seeded
-generator. Columns follow fastpath.md §6.2; the scores are simple but
-realistic (the API serves them, it does not compute them)."""
+"""Rows of the ``fastpath`` table for the measurements API tests: the real
+samples in ../shared/data/measurements scored by the real fastpath, and a
+small seeded generator whose columns follow fastpath.md §6.2 (its scores
+are simple but realistic: the API serves them, it does not compute them)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -73,59 +73,31 @@ def _cell(v):
     return v.strftime(TS) if isinstance(v, dt.datetime) else v
 
 
-def _nn(v) -> str:
-    return "" if v is None else str(v)
-
-
-def row_from_sample(msm: dict, received: dt.datetime, salt: str) -> dict:
-    """fastpath.md §6.2 applied to a real measurement."""
-    ann = msm.get("annotations") if isinstance(msm.get("annotations"), dict) else {}
-    inp = msm.get("input") or ""
-    if isinstance(inp, list):
-        inp = "{" + ",".join(inp) + "}"
-    asn_text = _nn(msm.get("probe_asn")).upper()
-    asn = int(asn_text[2:]) if asn_text.startswith("AS") and asn_text[2:].isdigit() else 0
-    cc = _nn(msm.get("probe_cc"))
-    tn = _nn(msm.get("test_name"))
-    tk = msm.get("test_keys") if isinstance(msm.get("test_keys"), dict) else {}
-    failure = "t" if tk.get("failure") else "f"
-    blocking = tk.get("blocking")
-    anomaly = "t" if blocking not in (None, False) and failure == "f" else "f"
-    run_id = ann.get("ooni_run_link_id")
-    return {
-        "measurement_uid": make_uid(received, cc, tn, salt),
-        "report_id": _nn(msm.get("report_id")), "input": inp, "probe_cc": cc,
-        "probe_asn": asn, "test_name": tn,
-        "test_start_time": dt.datetime.strptime(msm["test_start_time"], TS),
-        "measurement_start_time": dt.datetime.strptime(msm["measurement_start_time"], TS),
-        "scores": scores_for(anomaly == "t", False, failure == "t",
-                             blocking if isinstance(blocking, str) else ""),
-        "platform": _nn(ann.get("platform")) or "unset", "anomaly": anomaly,
-        "confirmed": "f", "msm_failure": failure,
-        "blocking_type": blocking if isinstance(blocking, str) else "",
-        "domain": domain_of(inp) if not isinstance(msm.get("input"), list) else msm["input"][0],
-        "software_name": _nn(msm.get("software_name")),
-        "software_version": _nn(msm.get("software_version")),
-        "test_version": _nn(msm.get("test_version")),
-        "test_runtime": float(msm.get("test_runtime") or 0.0),
-        "architecture": _nn(ann.get("architecture")), "engine_name": _nn(ann.get("engine_name")),
-        "engine_version": _nn(ann.get("engine_version")),
-        "test_helper_address": "", "test_helper_type": "",
-        "ooni_run_link_id": int(run_id) if str(run_id or "").isdigit() else None,
-        "is_verified": "",
-    }
-
-
 def sample_rows(data_dir: Path) -> list[tuple[dict, dict]]:
-    """(row, measurement) for every JSON sample with the fields a row needs."""
+    """(row, measurement) for every JSON sample the real fastpath scores,
+    with the fingerprints shipped beside the samples."""
+    from fastpath.core import SCORED, process_measurement
+    from fastpath.fingerprints import load_from_files
+
+    fps = load_from_files(data_dir / "fingerprints" / "fingerprints_dns.json",
+                          data_dir / "fingerprints" / "fingerprints_http.json")
     out = []
     for i, p in enumerate(sorted((data_dir / "measurements").glob("*.json"))):
         msm = json.loads(p.read_bytes())
-        if not msm.get("measurement_start_time") or not msm.get("test_start_time"):
+        try:
+            mst = dt.datetime.strptime(msm["measurement_start_time"], TS)
+        except (KeyError, TypeError, ValueError):
             continue
-        received = dt.datetime.strptime(msm["measurement_start_time"], TS) + dt.timedelta(seconds=30 + i)
-        out.append((row_from_sample(msm, received, p.name), msm))
+        uid = make_uid(mst + dt.timedelta(seconds=30 + i), _cc(msm), str(msm.get("test_name")), p.name)
+        o = process_measurement(None, msm, uid, fps)
+        if o.status == SCORED and o.row is not None:
+            out.append((dict(zip(FASTPATH_COLUMNS, o.row.as_tuple())), msm))
     return out
+
+
+def _cc(msm: dict) -> str:
+    cc = str(msm.get("probe_cc") or "ZZ")
+    return cc if len(cc) == 2 else "ZZ"
 
 
 CCS = ["IT", "DE", "RU", "IR", "CN", "US", "BR", "MY"]
