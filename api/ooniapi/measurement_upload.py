@@ -102,6 +102,8 @@ def loads_object(data: bytes | str, what: str = "Request body") -> dict[str, Any
             doc = json.loads(data)
         except ValueError:
             raise BadRequest(f"{what} is not valid JSON") from None
+        except RecursionError:
+            raise BadRequest(f"{what} is nested too deeply") from None
     if not isinstance(doc, dict):
         raise BadRequest(f"{what} must be a JSON object")
     return doc
@@ -152,7 +154,11 @@ def spooled_single_shot(content: dict[str, Any]) -> bytes:
     """The compact wrapper the spool keeps for a single-shot submission; the
     credential fields are dropped and the measurement is unverified."""
     wrapper = {"format": "json", "content": content, "is_verified": "u"}
-    return json.dumps(wrapper, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        return json.dumps(wrapper, ensure_ascii=False, separators=(",", ":")).encode()
+    except RecursionError:
+        # ujson parses deeper documents than json can write back.
+        raise BadRequest("content is nested too deeply") from None
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,8 @@ def test_decode_body_caps_decompressed_size():
     (b'{"format": "json", "content": "a string"}', "content must be a JSON object"),
     (b'{"format": "yaml", "content": {}}', "YAML"),
     (b"\xff\xfe", "not valid JSON"),
+    (b"[" * 100_000, "nested too deeply"),
+    (b'{"a":' * 5000 + b"1" + b"}" * 5000, "nested too deeply"),
 ])
 def test_check_upload_rejects(body, msg):
     with pytest.raises(BadRequest, match=msg):
@@ -153,3 +155,11 @@ def test_open_report_normalises_and_validates():
             mu.check_open_report(bad)
     with pytest.raises(BadRequest, match="JSON expected"):
         mu.check_open_report(b"nope")
+
+
+def test_spooled_single_shot_refuses_what_it_cannot_write_back():
+    deep: dict = {"a": 1}
+    for _ in range(1020):
+        deep = {"a": deep}
+    with pytest.raises(BadRequest, match="nested too deeply"):
+        mu.spooled_single_shot({"x": deep})
