@@ -384,3 +384,22 @@ def test_empty_values_are_absent(client, gen):
               order_by="", order="", anomaly="", report_id="", test_name="", cursor="",
               **{k: v for k, v in WINDOW.items() if False})
     assert len(doc["results"]) == 100
+
+
+@pytest.mark.parametrize("order_by", ["input", "probe_cc", "probe_asn", "test_name"])
+def test_cursor_on_other_orderings(client, gen, order_by):
+    """Listings ordered by another column page by offset in next_url, but a
+    cursor for them (e.g. kept by a client from an earlier page) continues
+    exactly where the offset would."""
+    from ooniapi import cursor
+    params = dict(WINDOW, order_by=order_by, order="asc", limit=25)
+    first = get(client, **params)
+    second = get(client, offset=25, **params)
+    last = first["results"][-1]
+    value = int(last["probe_asn"][2:]) if order_by == "probe_asn" else (last[order_by] or "")
+    token = cursor.encode(cursor.Cursor(order_by, "asc", value, last["measurement_uid"], 25))
+    by_cursor = get(client, cursor=token, **params)
+    assert uids(by_cursor) == uids(second)
+    assert by_cursor["metadata"]["offset"] == 25
+    nxt = parse_qs(urlparse(by_cursor["metadata"]["next_url"]).query)
+    assert "cursor" in nxt and "offset" not in nxt
