@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import queue
+import signal
 import threading
 import time
 from typing import Callable, NamedTuple, Sequence
@@ -82,6 +83,9 @@ class _Scorer:
 
 
 def _worker_main(idx: int, tasks, results, current, build_row: bool, log_level: int) -> None:
+    # Ctrl-C in a terminal reaches the whole process group; the parent
+    # decides when workers end (end marker), after draining their batches.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(asctime)s fastpath[worker %(process)d] "
                         "%(levelname)s %(message)s")
     scorer = _Scorer(build_row)
