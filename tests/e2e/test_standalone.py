@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -41,13 +42,14 @@ def http(method: str, url: str, body: bytes | None = None, timeout: float = 30):
 
 
 class Backend:
-    def __init__(self, data_dir: Path, env: dict, cwd: Path):
+    def __init__(self, data_dir: Path, env: dict, cwd: Path, new_session: bool = False):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = cwd / f"backend-{self.port}.log"
         self.proc = subprocess.Popen(
             [str(BIN), "run", "--port", str(self.port), "--data-dir", str(data_dir)],
-            env=env, cwd=cwd, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
+            env=env, cwd=cwd, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
+            start_new_session=new_session)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()
@@ -229,3 +231,19 @@ def test_probe_session_crash_and_restart(tmp_path, env, shared_data):
     assert job.returncode == 0, (job.stdout, job.stderr)
     assert job.stdout.startswith("job uploader: ok") and "(run in this process)" in job.stdout
     assert not (data_dir / "db" / "holder.lock").read_text()
+
+
+def test_ctrl_c_stops_cleanly(tmp_path, env):
+    if not BIN.exists():
+        pytest.skip(f"{BIN} not installed (pip install -e .)")
+    be = Backend(tmp_path / "data", env, tmp_path, new_session=True)
+    try:
+        # Ctrl-C in a terminal signals the whole process group, fastpath
+        # worker processes included.
+        os.killpg(be.proc.pid, signal.SIGINT)
+        assert be.proc.wait(60) == 0
+    finally:
+        be.stop()
+    log = be.log.read_text()
+    assert "Traceback" not in log and log.rstrip().endswith("stopped"), log
+    assert not (tmp_path / "data" / "control.sock").exists()
