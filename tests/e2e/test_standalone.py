@@ -5,6 +5,7 @@ measurement."""
 from __future__ import annotations
 
 import datetime as dt
+import http.client as http_client
 import json
 import os
 import signal
@@ -197,7 +198,7 @@ def test_probe_session_crash_and_restart(tmp_path, env, shared_data):
                 content = measurement(shared_data, SAMPLES[i % len(SAMPLES)], rid, i)
                 try:
                     acked[submit(be, rid, content, timeout=10)] = content
-                except (OSError, AssertionError):
+                except (OSError, http_client.HTTPException, AssertionError):
                     return
                 i += 1
         t = threading.Thread(target=probe)
@@ -218,7 +219,9 @@ def test_probe_session_crash_and_restart(tmp_path, env, shared_data):
     try:
         want = set(sent) | set(acked)
         found = wait_listed(be, rid, want)
-        assert found == want
+        # Beyond those: at most the one submission in flight at the kill,
+        # stored but never answered (the probe would send it again).
+        assert want <= found and len(found - want) <= 1
         # all of them, including those the uploader job has archived since
         assert_bodies_intact(be, {**sent, **acked})
     finally:
