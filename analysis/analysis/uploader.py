@@ -74,7 +74,7 @@ class UploaderSettings:
     # Entries the fastpath has not marked wait this long after their hour.
     unhandled_grace: dt.timedelta = dt.timedelta(hours=24)
     max_can_bytes: int = 64 * 1024 * 1024
-    gzip_level: int = 6
+    gzip_level: int = 3  # zlib 3: twice as fast as 6 for ~10% more bytes
     # Cans are independent: building and uploading several at once overlaps
     # compression (zlib releases the GIL), disk and network waits.
     workers: int = 2
@@ -90,7 +90,7 @@ class UploaderSettings:
             close_delay=dt.timedelta(seconds=cfg.get_float("UPLOADER_CLOSE_DELAY", 60)),
             unhandled_grace=dt.timedelta(seconds=cfg.get_float("UPLOADER_UNHANDLED_GRACE", 86400)),
             max_can_bytes=cfg.get_int("UPLOADER_MAX_CAN_BYTES", 64 * 1024 * 1024),
-            gzip_level=cfg.get_int("UPLOADER_GZIP_LEVEL", 6),
+            gzip_level=cfg.get_int("UPLOADER_GZIP_LEVEL", 3),
             workers=max(1, cfg.get_int("UPLOADER_WORKERS", 2)),
         )
 
