@@ -126,10 +126,10 @@ def test_raw_measurement(client, legacy_row, spool):
     r = client.get("/api/v1/raw_measurement", query_string={"measurement_uid": UID[:-1] + "f"})
     assert (r.status_code, r.get_json()) == (200, {})
     assert r.headers["Cache-Control"] == "no-cache, max-age=0"
-    # known but no body anywhere: the spec's 500
+    # known but no body anywhere: 404 (issue 5; legacy answered 500)
     spool.path_for(UID).unlink()
     r = client.get("/api/v1/raw_measurement", query_string={"measurement_uid": UID})
-    assert (r.status_code, r.get_json()) == (500, {"error": "Measurement not found"})
+    assert (r.status_code, r.get_json()) == (404, {"error": "Measurement not found"})
     assert "no-cache" in r.headers["Cache-Control"]
     r = client.get("/api/v1/raw_measurement", query_string={"report_id": "bad"})
     assert (r.status_code, r.get_json()) == (400, {"error": "Invalid report_id field"})
@@ -170,7 +170,8 @@ def test_measurement_by_uid_not_yet_scored_is_read_from_spool(client, db, spool)
                                  "20210709005529.664022_MY_web'; DROP TABLE fastpath"])
 def test_measurement_by_uid_not_found(client, db, legacy_row, uid):
     r = client.get(f"/api/v1/measurement/{uid}")
-    assert r.status_code == 400
+    # well-formed but unknown: 404; malformed: 400
+    assert r.status_code == (404 if len(uid) >= 10 and len(uid) <= 100 else 400)
     assert r.get_json() == {"error": "Incorrect or inexistent measurement_uid"}
     assert "no-cache" in r.headers["Cache-Control"]
 
@@ -179,7 +180,7 @@ def test_measurement_by_uid_asn0_hidden(client, db, spool):
     r = msm_rows.row(probe_asn=0)
     msm_rows.insert(db, [r])
     spool_content(spool, r["measurement_uid"], {"x": 1})
-    assert client.get(f"/api/v1/measurement/{r['measurement_uid']}").status_code == 400
+    assert client.get(f"/api/v1/measurement/{r['measurement_uid']}").status_code == 404
     assert client.get("/api/v1/raw_measurement",
                       query_string={"measurement_uid": r["measurement_uid"]}).get_json() == {}
 

@@ -22,7 +22,7 @@ from .. import cursor as cursor_mod
 from ..auth import current_session, optional_session, require_role
 from ..bodies import BodyKey, body_lookup
 from ..context import services
-from ..errors import ApiError, BadRequest, Forbidden
+from ..errors import ApiError, BadRequest, Forbidden, NotFound
 from ..http import json_response, set_cached, set_nocache
 from ..params import (is_valid_measurement_uid, parse_bool_flag, parse_comma_list,
                       parse_date, parse_download, parse_input, parse_int, parse_probe_asn,
@@ -437,7 +437,7 @@ def get_raw_measurement() -> Response:
         description: "the measurement JSON document; {} (not cached) when there is no such measurement"
       400:
         description: neither a valid measurement_uid nor a valid report_id
-      500:
+      404:
         description: "the measurement is known but its body is in no store: {error: Measurement not found}"
     """
     uid, report_id, inp = _lookup_args(validate_input=False)
@@ -447,7 +447,9 @@ def get_raw_measurement() -> Response:
             return json_response({}, nocache=True)
         body = body_lookup().fetch(meta.body_key())
     if body is None:
-        raise ApiError("Measurement not found", 500)
+        # The issue asks 404 where legacy answered 500: nothing failed on
+        # the server, the body is simply not (or no longer) anywhere.
+        raise NotFound("Measurement not found")
     resp = Response(body, mimetype="application/json")
     return set_cached(resp, 86400)
 
@@ -464,11 +466,13 @@ def get_measurement(measurement_uid: str) -> Response:
       200:
         description: the measurement JSON document
       400:
-        description: "{error: Incorrect or inexistent measurement_uid}"
+        description: "malformed uid: {error: Incorrect or inexistent measurement_uid}"
+      404:
+        description: "unknown uid or body in no store: {error: Incorrect or inexistent measurement_uid}"
     """
-    not_found = BadRequest("Incorrect or inexistent measurement_uid")
     if not is_valid_measurement_uid(measurement_uid):
-        raise not_found
+        raise BadRequest("Incorrect or inexistent measurement_uid")
+    not_found = NotFound("Incorrect or inexistent measurement_uid")
     download = parse_download(request.args.get("download"))
     with services().metrics.timer("get_measurement"):
         meta = find_meta(measurement_uid, None, None)
