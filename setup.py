@@ -34,6 +34,7 @@ setup(
         "ujson>=5.9,<7",
         "pyyaml>=6.0,<7",
         "zstandard>=0.22,<1",
+        "lz4>=4.3,<5",
         "pyahocorasick>=2.0,<3",
         "ahocorasick-rs>=1.0,<2",
         "PyJWT>=2.8,<3",
