@@ -163,3 +163,18 @@ def test_reprocess_from_s3_with_worker_processes(cfg, db, samples, shared_data):
     row = db.query_one("SELECT confirmed FROM fastpath FINAL WHERE measurement_uid = {u:String}",
                        {"u": uids["jsonl_table"][1]})
     assert row == {"confirmed": "t"}
+
+
+def test_reprocess_legacy_json_can_with_trivial_ids(cfg, db, samples, tmp_path):
+    import lz4.frame
+    from fastpath.yaml_normalize import trivial_id
+    store = FileStore(tmp_path / "archive")
+    lines = [json.dumps(m).encode() + b"\n" for m in samples[:3]]
+    store.put_bytes(f"canned/{DAY}/20240305T100000Z-IT-AS1-web_connectivity-x-0.2.0-probe.json.lz4",
+                    lz4.frame.compress(b"".join(lines) + b"{broken\n"))
+    store.put_bytes(f"canned/{DAY}/index.json.gz", gzip.compress(b"{}"))
+    stats = reprocess(cfg, db, Metrics("fastpath", enabled=False), opts(), store=store)
+    want = {trivial_id(line, m) for line, m in zip(lines, samples[:3])}
+    assert all(u.startswith("0120240305") for u in want)
+    assert written_uids(db) == want
+    assert stats.errors == 1 and stats.errors_files == 0
