@@ -37,6 +37,7 @@ setup(
         "lz4>=4.3,<5",
         "pyahocorasick>=2.0,<3",
         "ahocorasick-rs>=1.0,<2",
+        "hyperscan>=0.7,<1; platform_machine == 'x86_64'",
         "PyJWT>=2.8,<3",
         "python-dateutil>=2.8,<3",
     ],

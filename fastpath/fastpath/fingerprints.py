@@ -2,7 +2,8 @@
 
 Matching cost does not grow with the number of fingerprints: DNS answers are
 looked up in a dict, every body fingerprint is searched in one pass over the
-body with an Aho-Corasick automaton, and header fingerprints are looked up
+body with one multi-pattern automaton (``body_search``: Hyperscan, else an
+Aho-Corasick DFA), and header fingerprints are looked up
 in dicts keyed by header name (prefix patterns through one dict lookup per
 distinct prefix length). Matches come out in fingerprint list order, as the
 legacy linear scan produced them.
@@ -18,11 +19,7 @@ from typing import Any, Iterable
 
 import ahocorasick
 
-try:
-    # Rust aho-corasick as a DFA: ~5x faster than pyahocorasick on 100 KB bodies
-    import ahocorasick_rs
-except ImportError:  # pragma: no cover - pyahocorasick remains a correct fallback
-    ahocorasick_rs = None
+from .body_search import build_body_search
 
 FP_COLUMNS = ("name", "scope", "other_names", "location_found", "pattern_type",
               "pattern", "confidence_no_fp", "expected_countries")
@@ -81,28 +78,6 @@ def _fingerprint(row: dict) -> Fingerprint:
     )
 
 
-class _BytesDFA:
-    """One DFA over UTF-8 patterns; str bodies are searched as their UTF-8
-    encoding, which finds exactly the str substrings (UTF-8 is
-    self-synchronizing) and bytes bodies as they are (the legacy
-    ``body.find(pattern.encode())``)."""
-
-    def __init__(self, keys: dict[str, list[int]]):
-        self.patterns = [k.encode("utf-8", "surrogatepass") for k in keys]
-        self.values = [tuple(v) for v in keys.values()]
-        self.dfa = ahocorasick_rs.BytesAhoCorasick(
-            self.patterns, implementation=ahocorasick_rs.Implementation.DFA)
-
-    def find(self, body: str | bytes) -> set[int]:
-        if isinstance(body, str):
-            body = body.encode("utf-8", "surrogatepass")
-        values = self.values
-        found: set[int] = set()
-        for i in {m[0] for m in self.dfa.find_matches_as_indexes(body, overlapping=True)}:
-            found.update(values[i])
-        return found
-
-
 def _build_automaton(keys: dict[str, list[int]]) -> ahocorasick.Automaton | None:
     if not keys:
         return None
@@ -128,6 +103,8 @@ class Fingerprints:
     body_bytes: Any = None
     # body fingerprints with an empty pattern match every body
     body_always: tuple[int, ...] = ()
+    # fastpath.body_search engine (Hyperscan or a DFA over bytes); when None,
+    # body_str / body_bytes (pyahocorasick) are used
     body_dfa: Any = None
     # header name -> value -> indexes ("full" patterns)
     header_full: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
@@ -177,7 +154,7 @@ class Fingerprints:
             k = pat.encode("utf-8", "surrogatepass").decode("latin-1")
             bytes_keys.setdefault(k, []).extend(idxs)
 
-        body_dfa = _BytesDFA(body_keys) if body_keys and ahocorasick_rs is not None else None
+        body_dfa = build_body_search(body_keys)
         return cls(
             body_dfa=body_dfa,
             dns=dns,
