@@ -120,7 +120,7 @@ def test_archive_prefers_own_uid_row(client, cfg, db, legacy):
 
 def test_archive_broken_falls_back_to_spool(client, cfg, db, legacy):
     add_jsonl_row(db, OLD_RID, INPUT, OLD_UID, "raw/missing.jsonl.gz", 0)
-    assert raw(client, OLD_UID).status_code == 500
+    assert raw(client, OLD_UID).status_code == 404
     Spool(cfg.spool_dir).write(OLD_UID, post({"from": "spool"}))
     assert raw(client, OLD_UID).get_json() == {"from": "spool"}
 
