@@ -30,6 +30,7 @@ BLUEPRINTS = [
     "ooniapi.routes.measurements",
     "ooniapi.routes.probe_services",
     "ooniapi.routes.prioritization",
+    "ooniapi.routes.oonirun",
 ]
 
 # Prefixes whose errors are JSON (api.md §1.3); elsewhere HTML is allowed.

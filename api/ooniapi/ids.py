@@ -28,6 +28,16 @@ def generate_report_id(test_name: str, cc: str, asn: int, collector_id: str,
             f"_n{collector_id}_{random_part()}")
 
 
+def generate_int_id(collector_id: str) -> int:
+    """OONI Run link and incident ids (api.md §1.8): ``random_uint32 * 100 +
+    COLLECTOR_ID``, so that ids minted by different API hosts never collide."""
+    try:
+        suffix = int(collector_id)
+    except (TypeError, ValueError):
+        suffix = 0
+    return int.from_bytes(os.urandom(4), "big") * 100 + suffix
+
+
 def build_uid(now: dt.datetime, cc: str, testname: str, body: bytes) -> str:
     h = hashlib.sha512(body).hexdigest()[:16]
     return f"{now:%Y%m%d%H%M%S.%f}_{cc}_{testname}_{h}"
