@@ -385,12 +385,17 @@ def test_grain_not_checked_without_day_axis(client, loaded):
     get(client, axis_x="probe_cc", time_grain="hour", since="2020-01-01", until="2022-01-01")
 
 
-def test_database_error_is_json(client, db, monkeypatch):
+# Grouped JSON answers come from the engine as JSON lines, the others
+# through select.
+@pytest.mark.parametrize("query,method", [("axis_x=probe_cc", "select_json_rows"),
+                                          ("", "select"),
+                                          ("axis_x=probe_cc&format=CSV", "select")])
+def test_database_error_is_json(client, db, monkeypatch, query, method):
     from ooni_common.db import DatabaseError
 
     def boom(*a, **k):
         raise DatabaseError("Code: 241. Memory limit exceeded", 241)
-    monkeypatch.setattr(type(db), "select", boom)
-    r = client.get("/api/v1/aggregation?axis_x=probe_cc")
+    monkeypatch.setattr(type(db), method, boom)
+    r = client.get(f"/api/v1/aggregation?{query}")
     assert r.status_code == 400
     assert r.get_json() == {"error": "Database query error", "v": 0}

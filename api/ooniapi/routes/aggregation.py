@@ -230,9 +230,20 @@ def build_sql(q: AggregationQuery) -> tuple[str, dict[str, Any]]:
     return sql, p
 
 
-def run_query(q: AggregationQuery) -> tuple[Any, dict[str, Any]]:
-    svc = services()
+def build_named_sql(q: AggregationQuery) -> tuple[str, dict[str, Any]]:
+    """``build_sql`` with the answer's keys as column names (the axes, then
+    the counters), for the engine to write the JSON objects itself."""
     sql, p = build_sql(q)
+    cols = [f"d{i} AS {axis}" for i, axis in enumerate(q.axes)] + list(COUNTERS)
+    # The outer ORDER BY restates the inner one: a subquery's order is not
+    # guaranteed to survive the outer SELECT.
+    return (f"SELECT {', '.join(cols)}\nFROM ({sql})\nORDER BY {', '.join(q.axes)}", p)
+
+
+def _run_db(method: str, sql: str, p: dict[str, Any]):
+    """Runs ``svc.db.<method>`` with the aggregation settings; engine errors
+    become JSON answers. Returns (result, seconds)."""
+    svc = services()
     settings = {
         "priority": svc.cfg.get_int("AGGREGATION_QUERY_PRIORITY", DEFAULT_PRIORITY),
         "max_execution_time": svc.cfg.get_int("AGGREGATION_MAX_EXECUTION_TIME",
@@ -240,7 +251,7 @@ def run_query(q: AggregationQuery) -> tuple[Any, dict[str, Any]]:
     }
     t0 = time.perf_counter()
     try:
-        res = svc.db.select(sql, p, settings)
+        res = getattr(svc.db, method)(sql, p, settings)
     except QueryTimeout:
         log.warning("aggregation query timed out: %s %s", sql, p)
         raise AggregationError("Database query timeout", 504) from None
@@ -249,7 +260,23 @@ def run_query(q: AggregationQuery) -> tuple[Any, dict[str, Any]]:
         raise AggregationError("Database query error") from None
     elapsed = time.perf_counter() - t0
     svc.metrics.timing("aggregation_query", elapsed * 1000)
+    return res, elapsed
 
+
+def _db_stats(st, elapsed: float) -> dict[str, Any]:
+    return {
+        "row_count": int(st.get("rows_read", 0)),
+        "bytes": int(st.get("bytes_read", 0)),
+        "total_row_count": int(st.get("total_rows", st.get("rows_read", 0))),
+        "elapsed_seconds": round(float(st.get("elapsed", elapsed)), 6),
+    }
+
+
+def run_query(q: AggregationQuery) -> tuple[Any, dict[str, Any]]:
+    """The result as Python values: a counters object without axes, else a
+    list of them."""
+    sql, p = build_sql(q)
+    res, elapsed = _run_db("select", sql, p)
     # SELECT order: the axes (d0, d1), then the counters.
     keys = q.axes + list(COUNTERS)
     rows = [dict(zip(keys, r)) for r in res.rows]
@@ -257,14 +284,17 @@ def run_query(q: AggregationQuery) -> tuple[Any, dict[str, Any]]:
         result: Any = rows
     else:
         result = rows[0] if rows else {c: 0 for c in COUNTERS}
-    st = res.stats
-    db_stats = {
-        "row_count": int(st.get("rows_read", 0)),
-        "bytes": int(st.get("bytes_read", 0)),
-        "total_row_count": int(st.get("total_rows", st.get("rows_read", 0))),
-        "elapsed_seconds": round(float(st.get("elapsed", elapsed)), 6),
-    }
-    return result, db_stats
+    return result, _db_stats(res.stats, elapsed)
+
+
+def run_query_json(q: AggregationQuery) -> tuple[bytes, dict[str, Any]]:
+    """A grouped result (``q.axes`` not empty) as the JSON array ``run_query``
+    would give, written by the engine: a year by day for 200 countries is
+    61k objects, and building then encoding them in Python costs about as
+    much as the query."""
+    sql, p = build_named_sql(q)
+    res, elapsed = _run_db("select_json_rows", sql, p)
+    return res.array(), _db_stats(res.stats, elapsed)
 
 
 def to_csv(result: Any, axes: list[str]) -> str:
@@ -356,17 +386,23 @@ def aggregation() -> Response:
         schema: {$ref: '#/definitions/AggregationError'}
     """
     q = parse_query(request.args)
-    result, db_stats = run_query(q)
     if q.format == "CSV":
+        result, _ = run_query(q)
         resp = Response(to_csv(result, q.axes), mimetype="text/csv")
         if q.download:
             resp.headers["Content-Disposition"] = "attachment; filename=ooni-aggregate-data.csv"
         return resp
-    body = {"v": 0, "dimension_count": len(q.axes), "result": result, "db_stats": db_stats}
-    # Every value is already a JSON type; ujson is several times faster than
-    # the stdlib encoder on results of tens of thousands of rows.
-    resp = Response(ujson.dumps(body, ensure_ascii=False, escape_forward_slashes=False) + "\n",
-                    mimetype="application/json")
+    if q.axes:
+        rows_json, db_stats = run_query_json(q)
+        head = ujson.dumps({"v": 0, "dimension_count": len(q.axes)})
+        # Same keys in the same order as the encoded dict below.
+        body = b"".join((head[:-1].encode(), b',"result":', rows_json, b',"db_stats":',
+                         ujson.dumps(db_stats).encode(), b"}\n"))
+    else:
+        result, db_stats = run_query(q)
+        doc = {"v": 0, "dimension_count": 0, "result": result, "db_stats": db_stats}
+        body = ujson.dumps(doc, ensure_ascii=False, escape_forward_slashes=False) + "\n"
+    resp = Response(body, mimetype="application/json")
     if q.download:
         resp.headers["Content-Disposition"] = "attachment; filename=ooni-aggregate-data.json"
     return resp
