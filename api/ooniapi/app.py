@@ -14,7 +14,7 @@ from ooni_common.db import Database, DatabaseError, QueryTimeout
 from ooni_common.metrics import Metrics, from_config as metrics_from_config
 from ooni_common.spool import Spool
 
-from . import openapi, ratelimit
+from . import auth, openapi, ratelimit
 from .context import Services
 from .errors import ApiError
 from .http import OoniJSONProvider, json_response
@@ -76,6 +76,9 @@ def create_app(cfg: Config, *, db: Database | None = None,
 
     @app.after_request
     def _cors(resp):
+        if request.method == "OPTIONS" and request.url_rule is not None and \
+                auth.is_credentialed_view(app.view_functions.get(request.url_rule.endpoint)):
+            auth.add_credentialed_cors(resp)
         # Auth-aware routes set their own, origin-restricted, header
         # (ooniapi.auth sets g.cors_credentialed; no "*" for them).
         if not g.get("cors_credentialed"):

@@ -213,6 +213,12 @@ def session_from_request() -> Session | None:
     return sess
 
 
+def is_credentialed_view(view) -> bool:
+    """Whether a view is auth-aware (decorated here): its CORS preflight
+    follows the same origin rules as its answers (§1.5)."""
+    return bool(getattr(view, "credentialed_cors", False))
+
+
 def add_credentialed_cors(resp: Response) -> Response:
     # Tells the app-wide CORS hook not to add its "*" default: non-matching
     # origins get no ACAO header at all on auth-aware routes (§1.5).
@@ -252,6 +258,7 @@ def require_role(*roles: str) -> Callable:
                 # Answered here so that errors too carry no-cache + CORS.
                 resp = json_response(e.body(), e.status, nocache=True)
             return _finish(resp)
+        wrapper.credentialed_cors = True
         return wrapper
     return deco
 
@@ -263,4 +270,5 @@ def optional_session(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         g.ooni_session = session_from_request()
         return add_credentialed_cors(make_response(fn(*args, **kwargs)))
+    wrapper.credentialed_cors = True
     return wrapper

@@ -455,3 +455,19 @@ def test_probe_link_not_rate_limited(client, cfg, db, clock):
     link_id = create(client, auth(cfg, ALICE)).get_json()["ooni_run_link_id"]
     r = client.get(f"/api/v2/oonirun/links/{link_id}")
     assert "X-RateLimit-Remaining" not in r.headers
+
+
+@pytest.mark.parametrize("path", ["/api/_/ooni_run/create", "/api/_/ooni_run/list",
+                                  "/api/v2/oonirun/links/123401"])
+def test_preflight_follows_credentialed_origins(client, db, path):
+    """§1.5: preflight of auth-aware routes uses the same origin rules."""
+    pre = {"Access-Control-Request-Method": "POST",
+           "Access-Control-Request-Headers": "authorization,content-type"}
+    r = client.options(path, headers={**pre, "Origin": ORIGIN})
+    assert r.status_code == 200
+    assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert r.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Authorization" in r.headers["Access-Control-Allow-Headers"]
+    r = client.options(path, headers={**pre, "Origin": "https://evil.example.com"})
+    assert r.status_code == 200
+    assert "Access-Control-Allow-Origin" not in r.headers
