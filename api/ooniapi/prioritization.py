@@ -1,22 +1,14 @@
 """URL prioritization for web_connectivity test lists (api.md §8.1).
 
 Pure functions (rule matching, priorities, weights and ordering) plus the
-SQL that feeds them, next to the functions that run it.
-
-Check-in is the hottest route, so ``Prioritizer`` caches, per country, the
-join of the priority rules with the citizenlab candidates (it changes when
-an admin edits a rule or the citizenlab updater runs) for
-``PRIORITIZATION_CACHE_SECONDS`` (default 30), dropped at once by a rule
-update in this process; every request then only fetches the measurement
-counters of its own cc/asn (a primary-key range of
-``counters_asn_test_list``) and sorts about 3,000 entries in Python.
-Other API worker processes see a rule change when their cache expires.
+SQL that feeds them, next to the functions that run it. The check-in reads
+them through the cache of ``ooniapi.prioritizer``; debug_prioritization
+and show_countries_prioritization call them directly so that they always
+show the current database state.
 """
 from __future__ import annotations
 
 import random
-import threading
-import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -245,50 +237,3 @@ def fetch_country_stats(db: Database) -> dict[tuple[str, str], tuple[int, int | 
           AND test_name = 'web_connectivity'
         GROUP BY probe_cc, input""")
     return {(r[0], r[1]): (r[2], r[3]) for r in rows}
-
-
-# --- cached prioritizer -----------------------------------------------------
-
-class Prioritizer:
-    """Scores per country, cached; see the module docstring."""
-
-    def __init__(self, ttl: float = 30.0, clock=time.monotonic):
-        self.ttl = ttl
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, list[Scored], list[Rule]]] = {}
-        # Last known global list, for the failover of §8.1.
-        self.global_list: list[Candidate] = []
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._cache.clear()
-
-    def scored(self, db: Database, cc: str) -> tuple[list[Scored], list[Rule]]:
-        now = self.clock()
-        hit = self._cache.get(cc)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1], hit[2]
-        rules = fetch_rules(db, cc)
-        candidates = fetch_candidates(db, cc)
-        scored = score_candidates(candidates, rules)
-        with self._lock:
-            self._cache[cc] = (now, scored, rules)
-            glob = [c for c in candidates if c.is_global]
-            if glob:
-                self.global_list = glob
-        return scored, rules
-
-    def test_list(self, db: Database, cc: str, asn: int, category_codes: Iterable[str] | None,
-                  limit: int, debug: bool = False) -> list[dict]:
-        scored, _ = self.scored(db, cc)
-        counts = fetch_counts(db, cc, asn)
-        return prioritize(scored, counts, category_codes, limit, debug)
-
-    def failover(self, category_codes: Iterable[str] | None, limit: int) -> list[dict]:
-        """A random sample of the global list, when the database fails."""
-        wanted = set(category_codes or ())
-        pool = [c for c in self.global_list if not wanted or c.category_code in wanted]
-        sample = random.sample(pool, min(limit, len(pool)))
-        return [{"category_code": c.category_code, "url": c.url, "country_code": "XX"}
-                for c in sample]

@@ -37,7 +37,17 @@ def _admin(cfg):
     return {"Authorization": "Bearer " + auth.session_token(cfg, "a" * 32, "admin")}
 
 
-def test_measured_url_drops_in_its_asn_only(client, db, lists):
+class FakeClock:
+    t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_measured_url_drops_in_its_asn_only(app, client, db, lists):
+    clock = FakeClock()
+    prioritizer = app.extensions["ooni"].extras["prioritizer"]
+    prioritizer.clock = clock
     before = _urls(client)
     assert TARGET in before
     assert len(before) == 1722 + 260  # global + it lists, every default priority > 0
@@ -46,6 +56,10 @@ def test_measured_url_drops_in_its_asn_only(client, db, lists):
     counts = db.query("SELECT probe_asn, sum(msmt_cnt) AS n FROM counters_asn_test_list "
                       "GROUP BY probe_asn ORDER BY probe_asn")
     assert counts == [{"probe_asn": 3320, "n": 40}, {"probe_asn": 30722, "n": 40}]
+    # check-ins use counts at most PRIORITIZATION_CACHE_SECONDS old
+    clock.t += prioritizer.ttl - 1
+    assert _urls(client)[-1] != TARGET
+    clock.t += 2
     measured = _urls(client)
     # 100/40 = 2.5 is below every unmeasured URL (>= 20/0.1)
     assert measured[-1] == TARGET

@@ -140,10 +140,12 @@ def test_checkin_without_geoip_files(client, citizenlab):
 
 
 def test_checkin_db_failure_still_answers(pc, citizenlab, papp, monkeypatch):
-    from ooniapi import prioritization
+    from ooni_common.db import DatabaseError
+    from ooniapi import prioritizer
+
     def boom(*a, **k):
-        raise prioritization.DatabaseError("down")
-    monkeypatch.setattr(prioritization, "fetch_counts", boom)
+        raise DatabaseError("down")
+    monkeypatch.setattr(prioritizer, "fetch_counts", boom)
     r = _post(pc, "/api/v1/check-in", CHECKIN)
     assert r.status_code == 200
     assert r.get_json()["tests"]["web_connectivity"]["urls"] == []

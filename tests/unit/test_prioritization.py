@@ -1,9 +1,8 @@
 """Pure prioritization logic (api.md §8.1)."""
 import random
 
-from ooniapi.prioritization import (Candidate, Prioritizer, Rule, Scored, compute_priority,
-                                    prioritize, rule_matches, score_candidates, url_limit,
-                                    weight)
+from ooniapi.prioritization import (Candidate, Rule, Scored, compute_priority, prioritize,
+                                    rule_matches, score_candidates, url_limit, weight)
 
 BBC = Candidate("NEWS", "www.bbc.com", "https://www.bbc.com/", "ZZ")
 REP = Candidate("NEWS", "www.repubblica.it", "https://www.repubblica.it/", "it")
@@ -67,31 +66,3 @@ def test_url_limit():
     assert url_limit("manual", False) == 9999
     assert url_limit("timed", True) == 100
     assert url_limit("timed", False) == 20
-
-
-class FakeClock:
-    t = 0.0
-
-    def __call__(self):
-        return self.t
-
-
-def test_prioritizer_cache_and_invalidation(monkeypatch):
-    from ooniapi import prioritization as p
-    calls = []
-    monkeypatch.setattr(p, "fetch_rules", lambda db, cc: calls.append(cc) or [R(p=1)])
-    monkeypatch.setattr(p, "fetch_candidates", lambda db, cc: [BBC, REP])
-    clock = FakeClock()
-    pr = Prioritizer(ttl=30, clock=clock)
-    pr.scored(None, "IT")
-    pr.scored(None, "IT")
-    assert calls == ["IT"]
-    clock.t = 31
-    pr.scored(None, "IT")
-    assert calls == ["IT", "IT"]
-    pr.invalidate()
-    pr.scored(None, "IT")
-    assert len(calls) == 3
-    assert pr.global_list == [BBC]
-    out = pr.failover(["NEWS"], 5)
-    assert out == [{"category_code": "NEWS", "url": "https://www.bbc.com/", "country_code": "XX"}]

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, request
 from ooni_common.db import DatabaseError
 
 from .. import prioritization as prio
+from ..prioritizer import Prioritizer
 from ..auth import require_role
 from ..context import services
 from ..errors import BadRequest, OoniError, StorageUnavailable
@@ -28,7 +29,7 @@ _RULE_KEYS = {"category_code", "cc", "domain", "url", "priority"}
 _RULE_CAT_RE = re.compile(r"^(\*|[A-Z]{1,16})$")
 
 
-def _prioritizer() -> prio.Prioritizer:
+def _prioritizer() -> Prioritizer:
     return services().extras["prioritizer"]
 
 

@@ -19,7 +19,8 @@ from ..context import services
 from ..errors import ApiError, BadRequest
 from ..geoip import DEFAULT_TRUSTED_PROXIES, GeoIP, Location, client_ip, parse_networks
 from ..http import json_response
-from ..prioritization import Prioritizer, url_limit
+from ..prioritization import url_limit
+from ..prioritizer import Prioritizer
 from ..probe_conf import ProbeConf
 from ..probe_validation import (category_codes, check_cc, json_body, opt_asn,
                                 opt_bool, opt_cc, opt_choice, opt_str, opt_str_list)
@@ -91,7 +92,7 @@ def init_app(app: Flask) -> None:
     svc.extras["geoip"] = GeoIP.from_config(cfg)
     svc.extras["trusted_proxies"] = parse_networks(
         cfg.get_list("TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES))
-    svc.extras["prioritizer"] = Prioritizer(cfg.get_float("PRIORITIZATION_CACHE_SECONDS", 30.0))
+    svc.extras["prioritizer"] = Prioritizer.from_config(cfg)
 
 
 def probe_conf() -> ProbeConf:
