@@ -117,7 +117,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     fp = FastpathDaemon(cfg, db, metrics_from_config(cfg, "fastpath"), in_process=True)
     server = control = scheduler = None
     try:
-        fp.start()
+        # Workers (and the threads that respawn them) inherit a blocked
+        # SIGINT: a Ctrl-C while they boot reaches only this process.
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            fp.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         app = create_app(cfg, db=db, notify_fastpath=fp.submit, metrics=api_metrics)
         server = make_server(host, port, app)
         runner = JobRunner(cfg, db, all_jobs(), metrics_from_config(cfg, "ooni-backend"))

@@ -85,7 +85,10 @@ class _Scorer:
 def _worker_main(idx: int, tasks, results, current, build_row: bool, log_level: int) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent
     # decides when workers end (end marker), after draining their batches.
+    # A parent may spawn with SIGINT blocked so that the start-up window is
+    # covered too; a signal pending from then is discarded here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     logging.basicConfig(level=log_level, format="%(asctime)s fastpath[worker %(process)d] "
                         "%(levelname)s %(message)s")
     scorer = _Scorer(build_row)
