@@ -14,6 +14,7 @@ SQL text.
 """
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
@@ -251,6 +252,8 @@ class ChdbDatabase(Database):
                         f"this process already has the embedded database {other} open; "
                         f"chdb cannot open a second one ({path})")
                 inst = cls(path, database)
+                if not cls._instances:
+                    atexit.register(cls.shutdown_all)
                 cls._instances[(path, database)] = inst
             return inst
 
@@ -319,12 +322,19 @@ class ChdbDatabase(Database):
 
     def shutdown(self) -> None:
         """Close the engine for good before the process exits: chdb aborts
-        at interpreter exit if its session is still open while any Python
+        at interpreter exit if a session is still open while any Python
         thread is alive."""
         with self._lock, self._instances_lock:
             self._session.close()
             for k in [k for k, v in self._instances.items() if v is self]:
                 del self._instances[k]
+
+    @classmethod
+    def shutdown_all(cls) -> None:
+        """Every session of this process; registered with atexit, which runs
+        before chdb's own exit handler."""
+        for inst in list(cls._instances.values()):
+            inst.shutdown()
 
 
 # JSON lines as ujson writes them in the Python path: numbers unquoted, "/"
