@@ -1,6 +1,6 @@
 """Check-in benchmark against the real standalone process.
 
-  ./manage bench checkin_bench [--requests N] [--concurrency C]
+  ./manage bench checkin_bench [--requests N] [--concurrency C] [--compare-uncached]
 
 Prepares a data directory with 5,000 citizenlab URLs and 100,000 rows of
 counters_asn_test_list (filled by the materialized view from fastpath rows:
@@ -8,7 +8,9 @@ counters_asn_test_list (filled by the materialized view from fastpath rows:
 sends check-ins from C threads (keep-alive connections, like the Go client),
 each for a random one of the 20 networks. Prints check-ins/s, p50 and p99.
 Target: >= 150 check-ins/s with p99 < 150 ms. Bounded: N requests (default
-3,000) or 60 s. Figures depend on the machine's load.
+3,000) or 60 s per pass. Figures depend on the machine's load.
+``--compare-uncached`` adds a pass with the test-list cache off
+(``PRIORITIZATION_CACHE_SECONDS=0``) and prints the ratio of the two.
 """
 from __future__ import annotations
 
@@ -115,10 +117,51 @@ def worker(port: int, n: int, lat: list, errors: list, stop_at: float) -> None:
             errors.append(1)
 
 
+def run_pass(data_dir: Path, tmp: str, args, extra_env: dict[str, str]) -> tuple[int, float, list, list]:
+    port = free_port()
+    log = Path(tmp) / "backend.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OONI_")}
+    env.update(OONI_STATSD_ENABLED="false", OONI_JOB_START_DELAY="3600", **extra_env)
+    proc = subprocess.Popen([str(BIN), "run", "--port", str(port), "--data-dir", str(data_dir)],
+                            env=env, cwd=tmp, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_up(port, proc, log)
+        # warm the caches as the first probes of a minute would
+        worker(port, 20, [], [], time.monotonic() + 30)
+        lat: list[float] = []
+        errors: list[int] = []
+        per = args.requests // args.concurrency
+        stop_at = time.monotonic() + 60
+        threads = [threading.Thread(target=worker, args=(port, per, lat, errors, stop_at))
+                   for _ in range(args.concurrency)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    return len(lat), elapsed, sorted(lat), errors
+
+
+def report(label: str, n: int, elapsed: float, lat: list, errors: list, concurrency: int) -> float:
+    p = lambda q: lat[min(n - 1, int(q * n))] * 1000  # noqa: E731
+    print(f"{label}check-ins: {n} in {elapsed:.1f} s, concurrency {concurrency}, "
+          f"errors {len(errors)}")
+    print(f"{label}throughput: {n / elapsed:.0f} check-ins/s (target >= 150)")
+    print(f"{label}latency: p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms (target p99 < 150 ms)")
+    return n / elapsed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--compare-uncached", action="store_true",
+                    help="also run with PRIORITIZATION_CACHE_SECONDS=0 (every check-in "
+                         "queries rules, citizenlab and counts) and print the ratio")
     args = ap.parse_args()
     if not BIN.exists():
         sys.exit(f"{BIN} not installed (pip install -e .)")
@@ -129,38 +172,13 @@ def main() -> None:
         counters = prepare(data_dir)
         print(f"prepared 5000 citizenlab URLs, {counters} counters rows "
               f"in {time.perf_counter() - t0:.1f} s")
-        port = free_port()
-        log = Path(tmp) / "backend.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OONI_")}
-        env.update(OONI_STATSD_ENABLED="false", OONI_JOB_START_DELAY="3600")
-        proc = subprocess.Popen([str(BIN), "run", "--port", str(port), "--data-dir", str(data_dir)],
-                                env=env, cwd=tmp, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-        try:
-            wait_up(port, proc, log)
-            # warm the per-country cache as the first probes of a minute would
-            warm: list = []
-            worker(port, 20, warm, [], time.monotonic() + 30)
-            lat: list[float] = []
-            errors: list[int] = []
-            per = args.requests // args.concurrency
-            stop_at = time.monotonic() + 60
-            threads = [threading.Thread(target=worker, args=(port, per, lat, errors, stop_at))
-                       for _ in range(args.concurrency)]
-            t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - t0
-        finally:
-            proc.terminate()
-            proc.wait(60)
-    lat.sort()
-    n = len(lat)
-    p = lambda q: lat[min(n - 1, int(q * n))] * 1000  # noqa: E731
-    print(f"check-ins: {n} in {elapsed:.1f} s, concurrency {args.concurrency}, errors {len(errors)}")
-    print(f"throughput: {n / elapsed:.0f} check-ins/s (target >= 150)")
-    print(f"latency: p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms (target p99 < 150 ms)")
+        cached = report("", *run_pass(data_dir, tmp, args, {}), args.concurrency)
+        if args.compare_uncached:
+            uncached = report("uncached ", *run_pass(
+                data_dir, tmp, args, {"OONI_PRIORITIZATION_CACHE_SECONDS": "0"}),
+                args.concurrency)
+            print(f"cached / uncached throughput: {cached / uncached:.1f}x (same machine, "
+                  f"same minute)")
 
 
 if __name__ == "__main__":
