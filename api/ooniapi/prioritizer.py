@@ -20,24 +20,29 @@ Staleness bounds:
 
 While one thread refreshes an expired network, the other requests for that
 network keep getting its previous ranking instead of queueing on the
-database (a refresh takes tens of milliseconds). At most ``max_networks``
+database (a refresh takes tens of milliseconds). When a refresh fails (the
+database is down), the previous ranking is served until one succeeds; a
+network without one gets the error (the check-in then has no URLs). At most ``max_networks``
 rankings are kept (``PRIORITIZATION_CACHE_NETWORKS``, default 500; about
 50-100 kB each for a country of 3,000 candidate URLs); the oldest built
 goes first.
 """
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from dataclasses import dataclass
 from typing import Iterable
 
-from ooni_common.db import Database
+from ooni_common.db import Database, DatabaseError
 
 from .prioritization import (Candidate, Rule, Scored, fetch_candidates, fetch_counts,
                              fetch_rules, score_candidates)
 from .ranking import Entry, Ranking, build_ranking, entries_of, select
+
+log = logging.getLogger("ooni-api.prioritizer")
 
 # Builds of different networks (and countries) run in parallel up to this
 # many at a time; a fixed set of locks needs no clean-up.
@@ -128,8 +133,15 @@ class Prioritizer:
             if hit is not None and self._current(cc, hit):
                 return hit.ranking
             gen = self._gen
-            country = self.country(db, cc)
-            ranking = build_ranking(country.entries, fetch_counts(db, cc, asn))
+            try:
+                country = self.country(db, cc)
+                ranking = build_ranking(country.entries, fetch_counts(db, cc, asn))
+            except DatabaseError as e:
+                if hit is None:
+                    raise
+                log.warning("test list of %s AS%d not refreshed, serving the previous one: %s",
+                            cc, asn, e)
+                return hit.ranking
             with self._lock:
                 if gen == self._gen:
                     self._rankings.pop(key, None)

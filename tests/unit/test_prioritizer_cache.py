@@ -198,3 +198,22 @@ def test_config_and_failover(fake):
     assert p.failover(["NEWS"], 5) == [
         {"category_code": "NEWS", "url": BBC.url, "country_code": "XX"}]
     assert p.failover(["GMB"], 5) == []
+
+
+def test_database_failure_serves_the_previous_list(fake):
+    from ooni_common.db import DatabaseError
+    clock = FakeClock()
+    p = pz.Prioritizer(ttl=30, clock=clock)
+    before = set(urls(p, fake))
+
+    def down():
+        raise DatabaseError("down")
+
+    fake.on_counts = down
+    clock.t += 31
+    assert set(urls(p, fake)) == before
+    with pytest.raises(DatabaseError):
+        urls(p, fake, asn=2)  # nothing to fall back on
+    fake.on_counts = None
+    fake.counts[("IT", 1)] = {BBC.url: 50, REP.url: 50}
+    assert urls(p, fake, limit=1) == [GMB.url]  # back to fresh lists
