@@ -38,8 +38,8 @@ from typing import Iterable
 
 from ooni_common.db import Database, DatabaseError
 
-from .prioritization import (Candidate, Rule, Scored, fetch_candidates, fetch_counts,
-                             fetch_rules, score_candidates)
+from .prioritization import (Candidate, fetch_candidates, fetch_counts, fetch_rules,
+                             score_candidates)
 from .ranking import Entry, Ranking, build_ranking, entries_of, select
 
 log = logging.getLogger("ooni-api.prioritizer")
@@ -51,9 +51,8 @@ LOCK_STRIPES = 64
 
 @dataclass(frozen=True)
 class CountryList:
+    """The servable candidates of a country with their priorities."""
     fetched_at: float
-    rules: list[Rule]
-    scored: list[Scored]
     entries: list[Entry]
 
 
@@ -107,8 +106,7 @@ class Prioritizer:
             now = self.clock()
             rules = fetch_rules(db, cc)
             candidates = fetch_candidates(db, cc)
-            scored = score_candidates(candidates, rules)
-            c = CountryList(now, rules, scored, entries_of(scored))
+            c = CountryList(now, entries_of(score_candidates(candidates, rules)))
             glob = [x for x in candidates if x.is_global]
             with self._lock:
                 if gen == self._gen:
