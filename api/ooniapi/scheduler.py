@@ -68,6 +68,14 @@ class JobRunner:
             return JobResult(name, True, dt)
 
 
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no job is running (waits at most ``timeout`` s)."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
+
+
 def job_interval(job, cfg: Config) -> float:
     return cfg.get_float(job.interval_key, job.default_interval)
 

@@ -37,6 +37,9 @@ DEFAULT_PORT = 8000
 # On shutdown, give the fastpath this long to score what it already holds;
 # the rest stays in the spool and is scored at the next start.
 DRAIN_TIMEOUT = 10.0
+# ... and a running job this long to end before the database closes under
+# it (jobs are crash-safe, so a job cut short leaves the previous data).
+JOB_STOP_TIMEOUT = 30.0
 
 
 class Fatal(Exception):
@@ -115,7 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     api_metrics = metrics_from_config(cfg, "ooni-api")
     fp = FastpathDaemon(cfg, db, metrics_from_config(cfg, "fastpath"), in_process=True)
-    server = control = scheduler = None
+    server = control = scheduler = runner = None
     try:
         # Workers (and the threads that respawn them) inherit a blocked
         # SIGINT: a Ctrl-C while they boot reaches only this process.
@@ -143,6 +146,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             control.stop()
         if scheduler is not None:
             scheduler.stop(timeout=1.0)
+        if runner is not None and not runner.wait_idle(JOB_STOP_TIMEOUT):
+            log.warning("a job is still running after %.0f s; stopping anyway", JOB_STOP_TIMEOUT)
         if not fp.wait_idle(DRAIN_TIMEOUT):
             log.warning("fastpath not idle after %.0f s; the spool keeps the rest", DRAIN_TIMEOUT)
         fp.stop()

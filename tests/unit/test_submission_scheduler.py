@@ -136,3 +136,20 @@ def test_socket_path_falls_back_for_long_dirs(tmp_path):
     assert len(str(p)) <= 100 and p.name.startswith("ooni-backend-")
     assert socket_path(deep) == p
     assert socket_path(tmp_path) == tmp_path.resolve() / "control.sock"
+
+
+def test_runner_wait_idle_waits_for_running_job():
+    started, release = threading.Event(), threading.Event()
+
+    def run(cfg, db):
+        started.set()
+        release.wait(10)
+    runner = JobRunner(Config({}), None, {"slow": FakeJob("slow", run, "S", 0)},
+                       Metrics("t", enabled=False))
+    t = threading.Thread(target=runner.run, args=("slow",))
+    t.start()
+    assert started.wait(10)
+    assert runner.wait_idle(0.05) is False
+    release.set()
+    assert runner.wait_idle(10) is True
+    t.join()
