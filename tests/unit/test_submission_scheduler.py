@@ -153,3 +153,30 @@ def test_runner_wait_idle_waits_for_running_job():
     release.set()
     assert runner.wait_idle(10) is True
     t.join()
+
+
+def test_cli_jobs_lists_registry(capsys, tmp_path, monkeypatch):
+    from analysis.jobs import all_jobs
+    from ooniapi import standalone
+    monkeypatch.setenv("OONI_UPLOADER_INTERVAL", "120")
+    assert standalone.main(["jobs", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == len(all_jobs())
+    assert any(line.startswith("uploader") and "every 120 s" in line for line in out)
+    zero = [j.name for j in all_jobs().values() if j.default_interval == 0]
+    for name in zero:
+        assert any(line.startswith(name) and "not scheduled" in line for line in out)
+
+
+def test_cli_bad_config_is_one_line(capsys, tmp_path):
+    from ooniapi import standalone
+    assert standalone.main(["jobs", "--config", str(tmp_path / "missing.toml")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ooni-backend: cannot read configuration file")
+
+
+def test_cli_unknown_job_is_one_line(capsys, tmp_path):
+    from ooniapi import standalone
+    assert standalone.main(["job", "nope", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown job 'nope'; known jobs:" in err[0]
