@@ -115,7 +115,8 @@ def request_job(path: Path, name: str) -> JobResult:
     try:
         try:
             s.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError) as e:
+        except OSError as e:
+            # Absent, stale or not ours: the database lock decides next.
             raise NoServer(str(e)) from None
         s.sendall(json.dumps({"cmd": "job", "name": name}).encode() + b"\n")
         with s.makefile("rb") as f:
