@@ -57,10 +57,11 @@ def test_legacy_paths_404(client, path):
     assert client.get(path).status_code == 404
 
 
-def test_api_v1_files(client):
+def test_api_v1_files_is_absent(client):
+    # Legacy answered a fixed "not implemented" placeholder; this backend
+    # ships no placeholder routes, so the retired listing is a JSON 404.
     r = client.get("/api/v1/files")
-    assert r.status_code == 200 and r.get_json() == {"msg": "not implemented"}
-    assert r.headers["Cache-Control"] == "max-age=86400"
+    assert r.status_code == 404 and r.get_json() == {"error": "Not Found"}
 
 
 def test_invalidpath_numeric_error(client):

@@ -222,19 +222,6 @@ def api_root() -> Response:
     return redirect(f"{request.host_url}apidocs", 302)
 
 
-@bp.route("/api/v1/files")
-def api_files() -> Response:
-    """Retired file listing, kept for old clients that still call it.
-    ---
-    tags: [pages]
-    responses:
-      200:
-        description: the fixed answer of the legacy server
-    """
-    # The legacy wire answer of this retired route (api.md §3), verbatim.
-    return json_response({"msg": "not implemented"}, max_age=86400)
-
-
 @bp.route("/invalidpath")
 def invalid_path() -> Response:
     """Always 404 with a numeric error: probes use it to test error handling.
