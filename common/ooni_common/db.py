@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+from abc import ABC, abstractmethod
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -68,7 +69,7 @@ class JsonRows:
         return b"[" + body.replace(b"\n", b",") + b"]" if body else b"[]"
 
 
-class Database:
+class Database(ABC):
     """Common interface; subclasses implement ``_run`` and ``_insert``."""
 
     url: str
@@ -139,12 +140,14 @@ class Database:
         pass
 
     # backend hooks
+    @abstractmethod
     def _run(self, sql: str, params: Mapping[str, Any], settings: Mapping[str, Any]) -> Result:
-        raise NotImplementedError
+        """Run one statement and return its rows."""
 
+    @abstractmethod
     def _insert(self, table: str, columns: list[str], rows: list[Sequence[Any]],
                 settings: Mapping[str, Any]) -> None:
-        raise NotImplementedError
+        """Insert rows in one statement."""
 
 
 # --- value conversion -------------------------------------------------------

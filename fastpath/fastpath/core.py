@@ -57,7 +57,7 @@ class _Reject(Exception):
 
 
 def scores_json(scores: dict) -> str:
-    """§3: compact, key order kept, non-ASCII as \\uXXXX, '/' as '\\/'."""
+    """§3: compact, key order kept, non-ASCII as \\u escapes, '/' as '\\/'."""
     return ujson.dumps(scores, ensure_ascii=True, escape_forward_slashes=True)
 
 
