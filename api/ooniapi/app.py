@@ -31,6 +31,7 @@ BLUEPRINTS = [
     "ooniapi.routes.probe_services",
     "ooniapi.routes.prioritization",
     "ooniapi.routes.oonirun",
+    "ooniapi.routes.private",
 ]
 
 # Prefixes whose errors are JSON (api.md §1.3); elsewhere HTML is allowed.

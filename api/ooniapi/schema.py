@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from ooni_common.db import Database
 
+from .fixed_data import TEST_GROUPS
+
 DDL = [
     """CREATE TABLE IF NOT EXISTS accounts (
     `account_id` FixedString(32),
@@ -80,3 +82,13 @@ DDL = [
 def ensure_schema(db: Database) -> None:
     for ddl in DDL:
         db.command(ddl)
+    seed_test_groups(db)
+
+
+def seed_test_groups(db: Database) -> None:
+    """Fills ``test_groups`` from the map of api.md §20.2 when it is empty
+    (a Join table keeps the first row per key, so a refill would not update)."""
+    if db.execute("SELECT count() FROM test_groups")[0][0]:
+        return
+    db.insert("test_groups", ["test_name", "test_group"],
+              [[t, g] for g, tests in TEST_GROUPS.items() for t in tests])
