@@ -30,14 +30,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import jwt
 from flask import Response, g, make_response, request
 
-from ooni_common.config import Config
+from ooni_common.config import Config, ConfigError
 from ooni_common.timeutil import utcnow
 
 from .context import services
@@ -51,6 +53,18 @@ AUD_REGISTER = "register"
 AUD_USER = "user_auth"
 
 PROBE_TOKEN_LIFETIME = dt.timedelta(days=7)
+REGISTRATION_LIFETIME = dt.timedelta(days=1)
+
+# api.md §9.1: a dot is required after the "@", so "nick@localhost" fails.
+EMAIL_RE = re.compile(r"[a-zA-Z0-9_.+-]+@[a-zA-Z0-9-]+\.[a-zA-Z0-9-.]+")
+
+# UIs that may receive the login link (api.md §9.1); LOGIN_REDIRECT_HOSTS
+# replaces the list.
+DEFAULT_REDIRECT_HOSTS = [
+    "explorer.ooni.org", "explorer.test.ooni.org", "run.ooni.io", "run.ooni.org",
+    "run.test.ooni.org", "run-v2.ooni.org", "test-lists.ooni.org",
+    "test-lists.test.ooni.org",
+]
 
 CREDENTIALED_ORIGINS = [
     re.compile(r"^https://[-A-Za-z0-9]+\.ooni\.org$"),
@@ -135,6 +149,77 @@ def check_probe_token(cfg: Config, authorization: str | None) -> dict[str, Any]:
         raise Unauthorized("Invalid JWT signature") from None
     except jwt.InvalidTokenError:
         raise Unauthorized("Invalid credentials") from None
+
+
+# --- accounts and the e-mail login link (api.md §1.8, §9.1, §9.2) ----------
+
+def normalize_email(value: Any) -> str:
+    return value.strip().lower() if isinstance(value, str) else ""
+
+
+def is_valid_email(email: str) -> bool:
+    return bool(EMAIL_RE.fullmatch(email))
+
+
+def account_id(cfg: Config, email: str) -> str:
+    """Keyed BLAKE2b-128 of the normalised address: the only form in which
+    an account is ever stored."""
+    key = cfg.secret("ACCOUNT_ID_HASHING_KEY").encode("utf-8")
+    if len(key) > hashlib.blake2b.MAX_KEY_SIZE:
+        raise ConfigError("ACCOUNT_ID_HASHING_KEY must be at most 64 bytes long")
+    h = hashlib.blake2b(normalize_email(email).encode("utf-8"), key=key, digest_size=16)
+    return h.hexdigest()
+
+
+def redirect_host(cfg: Config, redirect_to: Any) -> str | None:
+    """The UI host of an allowed ``redirect_to`` URL, else None. The whole
+    netloc must match, so ports and user-info are refused too."""
+    if not isinstance(redirect_to, str):
+        return None
+    try:
+        u = urlsplit(redirect_to.strip())
+    except ValueError:
+        return None
+    allowed = cfg.get_list("LOGIN_REDIRECT_HOSTS", DEFAULT_REDIRECT_HOSTS)
+    if u.scheme != "https" or u.netloc not in allowed:
+        return None
+    return u.netloc
+
+
+@dataclass(frozen=True)
+class Registration:
+    account_id: str
+    email_address: str
+    redirect_to: str
+
+
+def registration_token(cfg: Config, email: str, redirect_to: str,
+                       now: dt.datetime | None = None) -> str:
+    now_ts = _ts(now or utcnow())
+    claims = {"nbf": now_ts, "exp": now_ts + int(REGISTRATION_LIFETIME.total_seconds()),
+              "aud": AUD_REGISTER, "account_id": account_id(cfg, email),
+              "email_address": email, "redirect_to": redirect_to}
+    return encode(claims, jwt_key(cfg))
+
+
+def decode_registration(cfg: Config, token: str) -> Registration:
+    """Raises Unauthorized with the messages of api.md §9.2."""
+    try:
+        c = decode(token, jwt_key(cfg), AUD_REGISTER)
+    except jwt.MissingRequiredClaimError:
+        raise Unauthorized("Invalid token type") from None
+    except jwt.InvalidSignatureError:
+        raise Unauthorized("Invalid credential signature") from None
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("Expired token") from None
+    except jwt.InvalidTokenError:
+        # malformed, wrong audience (a session or probe token), not yet valid
+        raise Unauthorized("Invalid credentials") from None
+    fields = [c.get("account_id"), c.get("email_address"), c.get("redirect_to")]
+    # A link must expire: a signed "register" token without exp is not ours.
+    if "exp" not in c or not all(isinstance(f, str) and f for f in fields):
+        raise Unauthorized("Invalid token type")
+    return Registration(*fields)
 
 
 # --- user sessions (api.md §14) ---------------------------------------------
@@ -261,6 +346,21 @@ def require_role(*roles: str) -> Callable:
         wrapper.credentialed_cors = True
         return wrapper
     return deco
+
+
+def credentialed(fn: Callable) -> Callable:
+    """Decorator for the auth-aware routes without a role requirement
+    (user_register, user_login): answers and errors alike get ``no-cache``
+    and the credentialed CORS headers."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            resp = make_response(fn(*args, **kwargs))
+        except ApiError as e:
+            resp = json_response(e.body(), e.status, nocache=True)
+        return _finish(resp)
+    wrapper.credentialed_cors = True
+    return wrapper
 
 
 def optional_session(fn: Callable) -> Callable:
