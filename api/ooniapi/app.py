@@ -32,6 +32,7 @@ BLUEPRINTS = [
     "ooniapi.routes.prioritization",
     "ooniapi.routes.oonirun",
     "ooniapi.routes.private",
+    "ooniapi.routes.auth_routes",
 ]
 
 # Prefixes whose errors are JSON (api.md §1.3); elsewhere HTML is allowed.
