@@ -372,3 +372,25 @@ def test_refresh_never_extends_the_login(client, cfg):
                         audience="user_auth")
     assert claims["login_time"] == lt
     assert claims["exp"] == lt + 7 * 86400
+
+
+def test_account_admin_cli_makes_the_first_admin(tmp_path, client, sink, cfg, db, capsys):
+    from ooniapi.account_admin import main
+    conf = tmp_path / "backend.toml"
+    conf.write_text(f'[database]\nCLICKHOUSE_URL = "{db.url}"\n'
+                    f'[api]\nACCOUNT_ID_HASHING_KEY = "account-test-key"\n')
+    aid = auth.account_id(cfg, EMAIL)
+    assert main(["--config", str(conf), "get-role", EMAIL]) == 1
+    assert main(["--config", str(conf), "set-role", EMAIL, "admin"]) == 0
+    assert capsys.readouterr().out.split() == [aid, "admin"]
+    assert main(["--config", str(conf), "get-role", "nick@example.org"]) == 0
+    assert capsys.readouterr().out.split() == [aid, "admin"]
+    assert main(["--config", str(conf), "set-role", "nick@localhost", "admin"]) == 2
+
+    tok = login(client, sink)
+    assert client.get("/api/_/account_metadata", headers=bearer(tok)).get_json() == \
+        {"logged_in": True, "role": "admin"}
+    old = auth.session_token(cfg, aid, "admin", now=dt.datetime.utcnow() - dt.timedelta(hours=1))
+    assert main(["--config", str(conf), "expunge", EMAIL]) == 0
+    r = client.get("/api/v1/user_refresh_token", headers=bearer(old))
+    assert r.get_json() == {"error": "Authentication token expired"}

@@ -9,9 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ooni_common.timeutil import utcnow
-
-from .. import auth, mailer
+from .. import accounts_store, auth, mailer
 from ..auth import credentialed, current_session, optional_session, require_role
 from ..context import services
 from ..errors import BadRequest
@@ -20,9 +18,6 @@ from ..http import json_response
 log = logging.getLogger("ooni-api")
 
 bp = Blueprint("auth_routes", __name__)
-
-ROLES = ("user", "admin")
-
 
 def _body() -> dict[str, Any]:
     """The request's JSON object or HTML form (both accepted by legacy)."""
@@ -134,9 +129,9 @@ def user_login() -> Response:
     """
     cfg = services().cfg
     reg = auth.decode_registration(cfg, request.args.get("k", ""))
-    row = services().db.query_one(
-        "SELECT role FROM accounts WHERE account_id = {a:String}", {"a": reg.account_id})
-    role = row["role"] if row and row["role"] in ROLES else "user"
+    role = accounts_store.get_role(services().db, reg.account_id)
+    if role not in accounts_store.ROLES:
+        role = "user"
     bearer = auth.session_token(cfg, reg.account_id, role)
     return json_response({"bearer": bearer, "redirect_to": reg.redirect_to,
                           "email_address": reg.email_address}, nocache=True)
@@ -206,13 +201,11 @@ def set_account_role() -> Response:
     email = _valid_email(doc.get("email_address"))
     role = doc.get("role")
     role = role.strip().lower() if isinstance(role, str) else ""
-    if role not in ROLES:
+    if role not in accounts_store.ROLES:
         raise BadRequest("Invalid role")
     svc = services()
     aid = auth.account_id(svc.cfg, email)
-    # EmbeddedRocksDB: an insert replaces the row with the same key.
-    svc.db.insert("accounts", ["account_id", "role", "update_time"],
-                  [[aid, role, utcnow().replace(microsecond=0)]])
+    accounts_store.set_role(svc.db, aid, role)
     log.info("role of account %s set to %s by %s", aid, role, current_session().account_id)
     return json_response({}, nocache=True)
 
@@ -243,11 +236,10 @@ def get_account_role(email_address: str) -> Response:
     """
     email = _valid_email(email_address)
     svc = services()
-    row = svc.db.query_one("SELECT role FROM accounts WHERE account_id = {a:String}",
-                           {"a": auth.account_id(svc.cfg, email)})
-    if row is None:
+    role = accounts_store.get_role(svc.db, auth.account_id(svc.cfg, email))
+    if role is None:
         raise BadRequest("Account not found")
-    return json_response({"role": row["role"]}, nocache=True)
+    return json_response({"role": role}, nocache=True)
 
 
 @bp.route("/api/_/account_metadata", methods=["GET"])
@@ -317,7 +309,6 @@ def set_session_expunge() -> Response:
     email = _valid_email(_body().get("email_address"))
     svc = services()
     aid = auth.account_id(svc.cfg, email)
-    svc.db.insert("session_expunge", ["account_id", "threshold"],
-                  [[aid, utcnow().replace(microsecond=0)]])
+    accounts_store.expunge_sessions(svc.db, aid)
     log.info("sessions of account %s expunged by %s", aid, current_session().account_id)
     return json_response({}, nocache=True)
