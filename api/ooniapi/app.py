@@ -32,6 +32,7 @@ BLUEPRINTS = [
     "ooniapi.routes.prioritization",
     "ooniapi.routes.oonirun",
     "ooniapi.routes.private",
+    "ooniapi.routes.incidents",
     "ooniapi.routes.auth_routes",
 ]
 
