@@ -444,3 +444,34 @@ def test_lone_surrogate_is_refused(client, hdr):
                     headers=hdr("admin"))
     assert r.status_code == 400 and r.get_json() == BAD_PARAMS
     assert search(client, hdr("admin")) == []
+
+
+def test_later_write_wins_when_the_clock_lags(client, hdr, monkeypatch):
+    """Another API host with a slower clock: its edit still replaces the
+    incident (update_time never goes backwards)."""
+    import datetime as dt
+    times = iter([dt.datetime(2024, 5, 1, 12, 0, 0), dt.datetime(2024, 5, 1, 11, 0, 0),
+                  dt.datetime(2024, 5, 1, 10, 0, 0)])
+    monkeypatch.setattr("ooniapi.routes.incidents.utcnow", lambda: next(times))
+    iid = create(client, hdr("admin"), new_incident(ADMIN_EMAIL))
+    inc = shown(client, iid, hdr("admin"))
+    assert inc["create_time"] == "2024-05-01T12:00:00Z"
+    body = for_update(inc, title="edited")
+    assert post(client, "update", body, hdr("admin")).status_code == 200
+    assert post(client, "publish", {"id": iid}, hdr("admin")).status_code == 200
+    inc = shown(client, iid, hdr("admin"))
+    assert inc["title"] == "edited" and inc["published"] is True
+    assert inc["create_time"] == "2024-05-01T12:00:00Z"
+
+
+def test_head_and_preflight(client, hdr):
+    create(client, hdr("admin"), new_incident(ADMIN_EMAIL, published=True))
+    r = client.head("/api/v1/incidents/search")
+    assert r.status_code == 200 and r.data == b""
+    r = client.options("/api/v1/incidents/create", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Authorization, Content-Type"})
+    assert r.status_code == 200
+    assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "Authorization" in r.headers["Access-Control-Allow-Headers"]
+    assert client.get("/api/v1/incidents/create").status_code == 405
