@@ -1,0 +1,108 @@
+"""Incidents over HTTP against the real ``ooni-backend run`` process: a
+user's finding stays hidden until an admin publishes it, then anonymous
+Explorer visitors see it without the reporter's e-mail address."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ooni_common.config import Config
+from ooniapi.auth import account_id, session_token
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent / "ooni-backend"
+SECRETS = {"JWT_ENCRYPTION_KEY": "e2e-incidents-jwt-key-long-enough-for-hs256",
+           "ACCOUNT_ID_HASHING_KEY": "e2e-incidents-hashing-key"}
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0"
+
+
+def call(base, method, path, body=None, headers=None):
+    h = {"User-Agent": BROWSER_UA, **(headers or {})}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    req = urllib.request.Request(base + path, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.fixture
+def backend(tmp_path, subprocess_env, port):
+    if not BIN.exists():
+        pytest.skip(f"{BIN} not installed (pip install -e .)")
+    env = {**subprocess_env, "OONI_COLLECTOR_ID": "3", "OONI_JOB_START_DELAY": "3600",
+           **{f"OONI_{k}": v for k, v in SECRETS.items()}}
+    log = tmp_path / "backend.log"
+    proc = subprocess.Popen([str(BIN), "run", "--port", str(port),
+                             "--data-dir", str(tmp_path / "data")],
+                            env=env, cwd=tmp_path, stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                with urllib.request.urlopen(base + "/health", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_user_finding_published_by_admin(backend):
+    base = backend
+    cfg = Config(dict(SECRETS))
+    email = "reporter@example.org"
+    user = {"Authorization": "Bearer " + session_token(cfg, account_id(cfg, email), "user")}
+    admin = {"Authorization": "Bearer " + session_token(cfg, "e" * 32, "admin")}
+    finding = {"title": "Social media blocked", "short_description": "s", "text": "# Details",
+               "reported_by": "OONI", "email_address": email, "event_type": "incident",
+               "published": False, "start_time": "2024-01-01T00:00:00Z", "end_time": None,
+               "CCs": ["IR"], "ASNs": [197207], "domains": ["twitter.com"], "tags": [],
+               "links": ["https://explorer.ooni.org/"], "test_names": ["web_connectivity"]}
+
+    status, doc = call(base, "POST", "/api/v1/incidents/create", finding, user)
+    assert status == 200, doc
+    iid = doc["id"]
+    assert int(iid) % 100 == 3  # OONI_COLLECTOR_ID
+
+    assert call(base, "GET", "/api/v1/incidents/search") == (200, {"v": 1, "incidents": []})
+    status, doc = call(base, "POST", "/api/v1/incidents/publish", {"id": iid, "email_address": email}, user)
+    assert status == 400 and doc["err_str"] == "err_request_params"
+
+    status, doc = call(base, "POST", "/api/v1/incidents/publish", {"id": iid}, admin)
+    assert (status, doc) == (200, {"r": 1, "id": iid})
+    status, doc = call(base, "GET", "/api/v1/incidents/search")
+    assert status == 200 and [i["id"] for i in doc["incidents"]] == [iid]
+    status, doc = call(base, "GET", f"/api/v1/incidents/show/{iid}")
+    assert status == 200 and doc["incident"]["text"] == "# Details"
+    assert doc["incident"]["email_address"] is None and doc["incident"]["mine"] == 0
+    status, doc = call(base, "GET", f"/api/v1/incidents/show/{iid}", headers=user)
+    assert doc["incident"]["mine"] == 1
+
+    status, doc = call(base, "POST", "/api/v1/incidents/delete", {"id": iid, "email_address": email}, user)
+    assert (status, doc) == (200, {})
+    assert call(base, "GET", "/api/v1/incidents/search", headers=admin) == (200, {"v": 1, "incidents": []})
