@@ -14,8 +14,8 @@ from ooni_common.db import DatabaseError, QueryTimeout
 
 from ..context import services
 from ..errors import ApiError, BadRequest, DatabaseTimeout
-from ..explorer_stats import IM_TESTS, ExplorerStats, days, fill_days, notok_networks, \
-    pivot_test_coverage, runtime_grid
+from ..explorer_stats import (IM_TESTS, ExplorerStats, days, fill_days, notok_networks,
+                              pivot_test_coverage, runtime_grid)
 from ..fixed_data import COUNTRY_NAMES, TEST_NAMES, test_names_of_groups
 from ..http import json_response
 from ..params import parse_input, parse_int, parse_probe_asn, parse_probe_cc
@@ -504,9 +504,10 @@ def im_stats() -> Response:
     asn = _probe_asn()
     st = _stats()
     today = st.today()
-    window = days(today - dt.timedelta(days=31), today + dt.timedelta(days=1))
-    rows = fill_days(st.test_counts_by_day(test_name, cc, asn, window[0], window[-1] + dt.timedelta(days=1)),
-                     window)
+    # today-31 .. today inclusive: 32 days.
+    end = today + dt.timedelta(days=1)
+    window = days(today - dt.timedelta(days=31), end)
+    rows = fill_days(st.test_counts_by_day(test_name, cc, asn, window[0], end), window)
     return json_response({"results": [{
         "test_day": _iso_midnight(r.test_day), "total_count": r.count, "anomaly_count": None}
         for r in rows]}, max_age=3600)
