@@ -36,7 +36,7 @@ def _check_intl(name: str, value: Any) -> None:
         return
     if not isinstance(value, dict):
         raise BadRequest(f"'{name}' field must be an object mapping language codes to text")
-    for lang, text in value.items():
+    for text in value.values():
         if not isinstance(text, str):
             raise BadRequest(f"'{name}' field must be an object mapping language codes to text")
         if not text.strip():

@@ -22,7 +22,7 @@ from .. import cursor as cursor_mod
 from ..auth import current_session, optional_session, require_role
 from ..bodies import BodyKey, body_lookup
 from ..context import services
-from ..errors import ApiError, BadRequest, Forbidden, NotFound
+from ..errors import BadRequest, Forbidden, NotFound
 from ..http import json_response, set_cached, set_nocache
 from ..params import (is_valid_measurement_uid, parse_bool_flag, parse_comma_list,
                       parse_date, parse_download, parse_input, parse_int, parse_probe_asn,
