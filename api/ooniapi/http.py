@@ -26,6 +26,14 @@ class OoniJSONProvider(DefaultJSONProvider):
             return sorted(o)
         return DefaultJSONProvider.default(o)
 
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        # Deeply nested input exhausts the parser's stack; as a ValueError
+        # it is bad JSON for request.get_json (a 400), not a 500.
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
 
 def json_response(obj: Any, status: int = 200, max_age: int | None = None,
                   nocache: bool = False, headers: dict[str, str] | None = None) -> Response:
