@@ -51,7 +51,7 @@ from ooni_common.config import Config
 from ooni_common.db import Database
 from ooni_common.lock import DirLock, LockHeld
 from ooni_common.metrics import Metrics, from_config
-from ooni_common.spool import HANDLED, Spool
+from ooni_common.spool import Spool
 from ooni_common.store import ObjectStore, open_store
 from ooni_common.timeutil import utcnow
 

@@ -124,12 +124,6 @@ class Database(ABC):
         cols = list(rows[0].keys())
         return self.insert(table, cols, [[r[c] for c in cols] for r in rows], settings)
 
-    def table_exists(self, table: str) -> bool:
-        r = self.execute(
-            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-            {"db": self.database, "t": table})
-        return bool(r and r[0][0])
-
     def ping(self) -> bool:
         try:
             return self.execute("SELECT 1")[0][0] == 1

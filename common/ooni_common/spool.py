@@ -103,10 +103,6 @@ class Spool:
             if n.endswith(".post"):
                 yield SpoolEntry(n[:-5], hour_dir / n)
 
-    def all_entries(self) -> Iterator[SpoolEntry]:
-        for d in self.hour_dirs():
-            yield from self.entries(d)
-
     # --- fastpath bookkeeping ---------------------------------------------
 
     def mark_handled(self, uids: list[str]) -> None:
