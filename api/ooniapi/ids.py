@@ -60,7 +60,7 @@ def parse_report_id(report_id: str) -> ReportIdParts | None:
     if len(parts) != 6:
         return None
     ts, testname, cc, asn, collector, rand = parts
-    if len(cc) != 2 or not TESTNAME_RE.match(testname) or not asn.isdigit():
+    if len(cc) != 2 or not TESTNAME_RE.match(testname) or not (asn.isascii() and asn.isdigit()):
         return None
     if not ts or not rand:
         return None

@@ -106,19 +106,28 @@ def parse_probe_cc_list(value: str | None) -> list[str]:
     return sorted(set(items))
 
 
-def _asn(item: str) -> int | None:
-    m = _ASN.match(item.strip())
-    if not m:
+def uint_value(text: str, maximum: int) -> int | None:
+    """``text`` as an integer in 0..``maximum``; None unless it is ASCII
+    digits only (``str.isdigit`` alone also accepts ``²``, which ``int``
+    refuses)."""
+    if not (text.isascii() and text.isdigit()):
         return None
-    n = int(m.group(1))
-    return n if n <= UINT32_MAX else None
+    n = int(text)
+    return n if n <= maximum else None
+
+
+def asn_value(item: str) -> int | None:
+    """``AS1234``, ``as1234`` or ``1234`` (surrounding blanks ignored) as
+    1234; None unless it fits UInt32."""
+    m = _ASN.match(item.strip())
+    return uint_value(m.group(1), UINT32_MAX) if m else None
 
 
 def parse_probe_asn(value: str | None) -> int | None:
     """``AS1234`` or ``1234`` → 1234."""
     if not _present(value):
         return None
-    n = _asn(value)
+    n = asn_value(value)
     if n is None:
         raise BadRequest("Invalid ASN value in parameter probe_asn")
     return n
@@ -131,7 +140,7 @@ def parse_probe_asn_list(value: str | None) -> list[int]:
     for item in value.split(","):
         if not item:
             continue
-        n = _asn(item)
+        n = asn_value(item)
         if n is None:
             raise BadRequest("Invalid ASN value in parameter probe_asn")
         out.add(n)
@@ -256,9 +265,10 @@ def parse_uint_list(name: str, value: str | None) -> list[int]:
     """``ooni_run_link_id``: a comma list of non-negative integers."""
     out: set[int] = set()
     for item in parse_comma_list(value):
-        if not item.isdigit() or int(item) > UINT64_MAX:
+        n = uint_value(item, UINT64_MAX)
+        if n is None:
             raise BadRequest(f"Invalid {name} value: {item!r}")
-        out.add(int(item))
+        out.add(n)
     return sorted(out)
 
 

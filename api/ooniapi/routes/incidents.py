@@ -23,7 +23,7 @@ from ..auth import account_id as email_account_id
 from ..context import services
 from ..errors import BadRequest, OoniError
 from ..http import json_response
-from ..params import parse_bool_flag
+from ..params import UINT32_MAX, asn_value, parse_bool_flag
 
 log = logging.getLogger("ooni-api")
 
@@ -52,10 +52,8 @@ MAX_EMAIL = 254
 MAX_LIST_ITEMS = 1000
 MAX_LIST_ITEM = 2000
 MAX_ID = 64
-UINT32_MAX = 2**32 - 1
 
 _CC_RE = re.compile(r"^[A-Za-z]{2}$")
-_ASN_RE = re.compile(r"^(?:AS)?([0-9]{1,10})$", re.IGNORECASE)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Explorer renders links as anchors: only web links, never javascript: & co.
 _LINK_RE = re.compile(r"^https?://\S+$", re.IGNORECASE)
@@ -134,16 +132,12 @@ def _ccs(v: Any) -> list[str]:
 def _asns(v: Any) -> list[int]:
     out = []
     for item in _list("ASNs", v):
-        if isinstance(item, bool):
-            raise InvalidParams(f"invalid ASN {item!r}")
-        if isinstance(item, int):
-            asn = item
-        elif isinstance(item, str) and _ASN_RE.match(item.strip()):
-            asn = int(_ASN_RE.match(item.strip()).group(1))
+        if isinstance(item, int) and not isinstance(item, bool):
+            asn = item if 0 <= item <= UINT32_MAX else None
         else:
+            asn = asn_value(item) if isinstance(item, str) else None
+        if asn is None:
             raise InvalidParams(f"invalid ASN {item!r}")
-        if not 0 <= asn <= UINT32_MAX:
-            raise InvalidParams(f"ASN out of range: {item!r}")
         out.append(asn)
     return out
 

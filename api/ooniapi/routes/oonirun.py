@@ -17,7 +17,7 @@ from ..auth import current_session, optional_session, require_role
 from ..context import services
 from ..errors import BadRequest, NotFound
 from ..http import json_response
-from ..params import UINT64_MAX
+from ..params import UINT64_MAX, uint_value
 
 log = logging.getLogger("ooni-api")
 
@@ -38,10 +38,10 @@ def _flag(name: str) -> bool:
 
 
 def _link_id(value: str | None) -> int:
-    v = (value or "").strip()
-    if not v.isdigit() or int(v) > UINT64_MAX:
+    link_id = uint_value((value or "").strip(), UINT64_MAX)
+    if link_id is None:
         raise BadRequest(f"Invalid ooni_run_link_id: {value!r}")
-    return int(v)
+    return link_id
 
 
 def _reject_constant(name: str) -> Any:
@@ -281,17 +281,19 @@ def list_links() -> Response:
 # --- probe-facing (probe-protocol.md §3.15) ------------------------------------
 
 def _probe_link(link_id_raw: str, revision_raw: str | None) -> dict[str, Any]:
-    v = link_id_raw.strip()
-    if not v.isdigit() or int(v) > UINT64_MAX:
+    link_id = uint_value(link_id_raw.strip(), UINT64_MAX)
+    if link_id is None:
         raise NotFound("OONI Run link not found")
-    link_id = int(v)
     rev = (revision_raw or "").strip().lower()
-    if rev and rev != "latest" and (not rev.isdigit() or len(rev) > 9 or int(rev) < 1):
-        raise BadRequest(f"Invalid revision: {revision_raw!r}")
+    asked = None
+    if rev not in ("", "latest"):
+        asked = uint_value(rev, UINT64_MAX) if len(rev) <= 9 else None
+        if not asked:
+            raise BadRequest(f"Invalid revision: {revision_raw!r}")
     all_versions = store.versions(services().db, link_id)
     if not all_versions:
         raise NotFound("OONI Run link not found")
-    revision = int(rev) if rev.isdigit() else len(all_versions)
+    revision = asked or len(all_versions)
     if revision > len(all_versions):
         raise NotFound("OONI Run link revision not found")
     ver = all_versions[revision - 1]
@@ -418,8 +420,8 @@ def probe_link_revisions(link_id: str) -> Response:
         description: unknown link
         schema: {$ref: "#/definitions/Error"}
     """
-    v = link_id.strip()
-    count = len(store.versions(services().db, int(v))) if v.isdigit() and int(v) <= UINT64_MAX else 0
+    n = uint_value(link_id.strip(), UINT64_MAX)
+    count = len(store.versions(services().db, n)) if n is not None else 0
     if not count:
         raise NotFound("OONI Run link not found")
     return json_response({"revisions": [str(n) for n in range(count, 0, -1)]}, nocache=True)

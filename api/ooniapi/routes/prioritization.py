@@ -18,6 +18,7 @@ from ..auth import require_role
 from ..context import services
 from ..errors import BadRequest, OoniError, StorageUnavailable
 from ..http import json_response
+from ..params import asn_value
 from ..probe_validation import category_codes, check_cc, json_body
 
 log = logging.getLogger("ooni-api.prioritization")
@@ -56,12 +57,10 @@ def _cc_param(*names: str) -> str:
 def _asn_param(value: str | None) -> int:
     if value is None or not value.strip():
         return 0
-    v = value.strip().upper()
-    if v.startswith("AS"):
-        v = v[2:]
-    if not v.isdigit() or int(v) > 2**32 - 1:
+    asn = asn_value(value)
+    if asn is None:
         raise BadRequest("Invalid probe_asn")
-    return int(v)
+    return asn
 
 
 @bp.route("/api/v1/test-list/urls")
