@@ -8,7 +8,6 @@ published incidents.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 from typing import Any
@@ -18,6 +17,7 @@ from flask import Blueprint, Response, request
 from ooni_common.timeutil import utcnow
 
 from .. import incidents_store as store
+from .. import strict_json
 from ..auth import Session, current_session, optional_session, require_role
 from ..auth import account_id as email_account_id
 from ..context import services
@@ -208,16 +208,12 @@ def validate_incident(body: dict[str, Any], *, incident_id: str, account_id: str
     )
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _read_body() -> dict[str, Any]:
     raw = request.get_data(cache=False)
     if not raw.strip():
         raise InvalidParams("missing JSON body")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        body = strict_json.loads(raw)
     except (ValueError, RecursionError):
         raise InvalidParams("body is not JSON") from None
     if not isinstance(body, dict):

@@ -13,6 +13,7 @@ from ooni_common.timeutil import utcnow
 
 from .. import oonirun_descriptor as desc
 from .. import oonirun_store as store
+from .. import strict_json
 from ..auth import current_session, optional_session, require_role
 from ..context import services
 from ..errors import BadRequest, NotFound
@@ -44,17 +45,13 @@ def _link_id(value: str | None) -> int:
     return link_id
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _read_descriptor() -> tuple[dict[str, Any], str]:
     """The request's descriptor and the JSON text to store. Bad JSON, NaN,
     deep nesting and lone surrogates are 400s: the stored text must be valid
     UTF-8 JSON that the probe and the UI can decode."""
     raw = request.get_data(cache=False)
     try:
-        doc = json.loads(raw, parse_constant=_reject_constant)
+        doc = strict_json.loads(raw)
         text = json.dumps(doc, ensure_ascii=False)
         text.encode("utf-8")
     except (ValueError, RecursionError, UnicodeError):
