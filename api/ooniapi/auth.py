@@ -328,23 +328,18 @@ def require_role(*roles: str) -> Callable:
 
     def deco(fn: Callable) -> Callable:
         @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            try:
-                token = _bearer()
-                if not token:
-                    raise Unauthorized("Authentication required")
-                sess = decode_session(services().cfg, token)
-                if sess.role not in allowed:
-                    raise Unauthorized("Role not authorized")
-                _check_expunge(sess)
-                g.ooni_session = sess
-                resp = make_response(fn(*args, **kwargs))
-            except ApiError as e:
-                # Answered here so that errors too carry no-cache + CORS.
-                resp = json_response(e.body(), e.status, nocache=True)
-            return _finish(resp)
-        wrapper.credentialed_cors = True
-        return wrapper
+        def checked(*args, **kwargs):
+            token = _bearer()
+            if not token:
+                raise Unauthorized("Authentication required")
+            sess = decode_session(services().cfg, token)
+            if sess.role not in allowed:
+                raise Unauthorized("Role not authorized")
+            _check_expunge(sess)
+            g.ooni_session = sess
+            return fn(*args, **kwargs)
+        # credentialed answers the 401s too, so that they carry no-cache + CORS.
+        return credentialed(checked)
     return deco
 
 
@@ -357,6 +352,7 @@ def credentialed(fn: Callable) -> Callable:
         try:
             resp = make_response(fn(*args, **kwargs))
         except ApiError as e:
+            # Answered here so that errors too carry no-cache + CORS.
             resp = json_response(e.body(), e.status, nocache=True)
         return _finish(resp)
     wrapper.credentialed_cors = True
