@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import io
 import logging
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -37,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from ooni_common.archive import (JSONL_SUFFIX, POSTCAN_SUFFIX, jsonl_key_of, postcan_key_of,
+                                 postcan_posts, raw_day_prefix, raw_key_cc_testname)
 from ooni_common.config import Config
 from ooni_common.db import Database, DatabaseError
 from ooni_common.metrics import Metrics
@@ -117,10 +117,10 @@ def days_to_process(start: dt.date, end: dt.date, today: dt.date | None = None) 
 
 
 def _key_matches(key: str, ccs: list[str], testnames: list[str]) -> bool:
-    parts = key.split("/")
-    if len(parts) < 6:
+    fields = raw_key_cc_testname(key)
+    if fields is None:
         return False
-    cc, testname = parts[3], parts[4]
+    cc, testname = fields
     return (not ccs or cc.upper() in ccs) and (not testnames or testname in testnames)
 
 
@@ -128,16 +128,16 @@ def list_day(store: ObjectStore, day: dt.date, ccs: list[str] | None = None,
              testnames: list[str] | None = None) -> list[ArchiveFile]:
     ccs, testnames = ccs or [], testnames or []
     objs: dict[str, ObjectInfo] = {}
-    for o in store.list(f"raw/{day:%Y%m%d}/"):
+    for o in store.list(raw_day_prefix(day)):
         if o.size > 0 and _key_matches(o.key, ccs, testnames):
             objs[o.key] = o
     out = []
     for key in sorted(objs):
-        if key.endswith(".jsonl.gz"):
-            sib = key[:-len(".jsonl.gz")] + ".tar.gz"
+        if key.endswith(JSONL_SUFFIX):
+            sib = postcan_key_of(key)
             out.append(ArchiveFile(key, "jsonl", sib if sib in objs else None))
-        elif key.endswith(".tar.gz"):
-            if key[:-len(".tar.gz")] + ".jsonl.gz" not in objs:
+        elif key.endswith(POSTCAN_SUFFIX):
+            if jsonl_key_of(key) not in objs:
                 out.append(ArchiveFile(key, "postcan"))
     if not ccs and not testnames:
         for o in store.list(f"canned/{day:%Y-%m-%d}/"):
@@ -147,21 +147,6 @@ def list_day(store: ObjectStore, day: dt.date, ccs: list[str] | None = None,
 
 
 # --- readers ------------------------------------------------------------------
-
-def postcan_posts(data: bytes) -> Iterator[tuple[str, bytes]]:
-    """(uid, post bytes) of each ``.post`` member, in member order."""
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        for m in tar:
-            if not m.isfile():
-                continue
-            name = m.name.rsplit("/", 1)[-1]
-            if not name.endswith(".post"):
-                log.info("skipping postcan member %s", m.name)
-                continue
-            f = tar.extractfile(m)
-            if f is not None:
-                yield name[:-5], f.read()
-
 
 def jsonl_uids_from_db(db: Database | None, key: str) -> dict[int, str]:
     if db is None:

@@ -23,6 +23,8 @@ from typing import Iterator, TextIO
 
 import ujson
 
+from ooni_common.archive import POST_SUFFIX, tar_files
+
 from .core import process_measurement
 from .fingerprints import Fingerprints
 from .yaml_normalize import iter_yaml_report, trivial_id
@@ -101,17 +103,12 @@ def _yaml_items(blob: bytes, name: str) -> Iterator[Item]:
         log.warning("YAML report %s not readable: %s", name, e)
 
 
-def _tar_items(f, name: str) -> Iterator[Item]:
-    with tarfile.open(fileobj=f, mode="r:*") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            data = tar.extractfile(member).read()
-            mname = member.name
-            if mname.endswith(".post"):
-                yield _json_item(data, _uid_from_name(mname))
-            else:
-                yield from _blob_items(data, mname)
+def _tar_items(blob: bytes) -> Iterator[Item]:
+    for mname, data in tar_files(blob):
+        if mname.endswith(POST_SUFFIX):
+            yield _json_item(data, _uid_from_name(mname))
+        else:
+            yield from _blob_items(data, mname)
 
 
 def _decompress(blob: bytes, name: str) -> bytes:
@@ -127,7 +124,7 @@ def _blob_items(blob: bytes, name: str) -> Iterator[Item]:
     """Dispatch on content: tar, YAML report, single JSON document, JSONL."""
     blob = _decompress(blob, name)
     if len(blob) > 262 and blob[257:262] == b"ustar":
-        yield from _tar_items(io.BytesIO(blob), name)
+        yield from _tar_items(blob)
         return
     head = blob.lstrip()[:4]
     if head.startswith(b"---"):
