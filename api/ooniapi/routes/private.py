@@ -5,6 +5,7 @@ and shapes the answers Explorer depends on."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from urllib.parse import urlencode, urljoin
 
@@ -19,6 +20,8 @@ from ..explorer_stats import (IM_TESTS, ExplorerStats, days, fill_days, notok_ne
 from ..fixed_data import COUNTRY_NAMES, TEST_NAMES, test_names_of_groups
 from ..http import json_response
 from ..params import parse_input, parse_int, parse_probe_asn, parse_probe_cc
+
+log = logging.getLogger("ooni-api")
 
 bp = Blueprint("private", __name__)
 
@@ -64,7 +67,8 @@ def _iso_midnight(d: dt.date) -> str:
 
 def _db_error_v0(e: DatabaseError, status: int = 500) -> ApiError:
     """The ``{"v": 0, "error"}`` answer of the routes whose errors carry ``v``
-    (api.md §1.3), without the engine's text."""
+    (api.md §1.3), without the engine's text, which goes to the log."""
+    log.warning("database error on %s: %s", request.path, e)
     if isinstance(e, QueryTimeout):
         return DatabaseTimeout("Database query timeout", v=0)
     return ApiError("Database query error", status, v=0)
@@ -617,7 +621,8 @@ def circumvention_stats_by_country() -> Response:
     try:
         st = _stats()
         rows = st.circumvention_counts(st.today())
-    except DatabaseError:
+    except DatabaseError as e:
+        log.warning("database error on %s: %s", request.path, e)
         return json_response({"v": 0, "error": "Database query error"}, max_age=0)
     return json_response({"v": 0, "results": [{"probe_cc": cc, "cnt": n} for cc, n in rows]},
                          max_age=86400)
