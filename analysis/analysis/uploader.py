@@ -47,8 +47,10 @@ from pathlib import Path
 import ujson
 import yaml
 
+from ooni_common.archive import JSONL_SUFFIX, POSTCAN_SUFFIX, postcan_member, raw_hour_prefix
 from ooni_common.config import Config
 from ooni_common.db import Database
+from ooni_common.durable import fsync_dir, write_atomic
 from ooni_common.lock import DirLock, LockHeld
 from ooni_common.metrics import Metrics, from_config
 from ooni_common.spool import Spool
@@ -115,8 +117,7 @@ class HourDir:
 
     @property
     def key_prefix(self) -> str:
-        ts = self.path.name[:10]
-        return f"raw/{ts[:8]}/{ts[8:10]}/{self.cc}/{self.testname}/"
+        return raw_hour_prefix(self.hour, self.cc, self.testname)
 
 
 @dataclass(frozen=True)
@@ -145,19 +146,19 @@ class Can:
 
     @property
     def postcan_key(self) -> str:
-        return self.hour_dir.key_prefix + self.base + ".tar.gz"
+        return self.hour_dir.key_prefix + self.base + POSTCAN_SUFFIX
 
     @property
     def jsonl_key(self) -> str:
-        return self.hour_dir.key_prefix + self.base + ".jsonl.gz"
+        return self.hour_dir.key_prefix + self.base + JSONL_SUFFIX
 
     @property
     def local_postcan(self) -> Path:
-        return self.hour_dir.path / f".{self.base}.tar.gz"
+        return self.hour_dir.path / f".{self.base}{POSTCAN_SUFFIX}"
 
     @property
     def local_jsonl(self) -> Path:
-        return self.hour_dir.path / f".{self.base}.jsonl.gz"
+        return self.hour_dir.path / f".{self.base}{JSONL_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -236,24 +237,6 @@ def _text(v) -> str:
 
 # --- manifests ----------------------------------------------------------------
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _manifests(hd: HourDir, collector_id: str) -> tuple[list[Can], list[Can]]:
     """(pending, done) cans of this collector in an hour directory."""
     pending, done = [], []
@@ -330,7 +313,7 @@ def build_can(can: Can, gzip_level: int, progress: Progress | None = None) -> Ca
                 log.error("spool file vanished before archiving: %s", p)
                 res.missing.append(uid)
                 continue
-            ti = tarfile.TarInfo(f"{hd.path.name}/{uid}.post")
+            ti = tarfile.TarInfo(postcan_member(hd.path.name, uid))
             ti.size = len(body)
             ti.mtime = int(mtime)
             ti.mode = 0o644
@@ -371,7 +354,7 @@ def insert_rows(db: Database, rows: list[JsonlRow]) -> None:
 
 def mark_done(can: Can) -> None:
     os.rename(can.pending_manifest, can.done_manifest)
-    _fsync_dir(can.hour_dir.path)
+    fsync_dir(can.hour_dir.path)
 
 
 def delete_posts(can: Can) -> None:
@@ -452,7 +435,7 @@ class Uploader:
             return cans
         next_k = max((c.k for c in pending + done), default=-1) + 1
         for can in plan_cans(hd, self.s.collector_id, ready, next_k, self.s.max_can_bytes):
-            _write_atomic(can.pending_manifest, "".join(u + "\n" for u in can.uids).encode())
+            write_atomic(can.pending_manifest, "".join(u + "\n" for u in can.uids).encode())
             cans.append(can)
         unhandled = sum(1 for u in ready if u not in handled)
         if unhandled:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from .durable import fsync_dir
+
 HANDLED = ".handled"
 
 
@@ -68,12 +70,7 @@ class Spool:
             finally:
                 os.close(fd)
             os.rename(tmp, final)
-            # The rename is durable only once the directory is synced.
-            dfd = os.open(final.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_dir(final.parent)
         except OSError as e:
             try:
                 tmp.unlink()
