@@ -82,9 +82,7 @@ def run(cfg: Config, db: Database, metrics: Metrics | None = None) -> int:
     swap.check_bounds("asnmeta", len(rows), low, high)
     log.info("fetched %d ASN metadata rows from %s", len(rows), src)
 
-    db.command("DROP TABLE IF EXISTS asnmeta_tmp")
-    db.command(f"CREATE TABLE asnmeta_tmp ({ASNMETA_COLUMNS}) ENGINE = MergeTree() "
-               "ORDER BY (asn, changed)")
+    swap.recreate(db, "asnmeta_tmp", ASNMETA_COLUMNS, "MergeTree() ORDER BY (asn, changed)")
     progress(1)
     progress(2)
     swap.fill(db, "asnmeta_tmp", COLUMNS,

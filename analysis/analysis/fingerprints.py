@@ -99,12 +99,6 @@ def parse_csv(kind: str, data: bytes) -> list[Fingerprint]:
     return out
 
 
-def recreate_tmp(db: Database, kind: str) -> None:
-    t = f"fingerprints_{kind}_tmp"
-    db.command(f"DROP TABLE IF EXISTS {t}")
-    db.command(f"CREATE TABLE {t} ({FINGERPRINT_COLUMNS}) ENGINE = EmbeddedRocksDB PRIMARY KEY name")
-
-
 def run(cfg: Config, db: Database, metrics: Metrics | None = None) -> dict[str, int]:
     metrics = metrics or from_config(cfg, METRICS_PREFIX)
     low = cfg.get_int("FINGERPRINTS_MIN_ROWS", 100)
@@ -124,10 +118,10 @@ def run(cfg: Config, db: Database, metrics: Metrics | None = None) -> dict[str, 
     counts = {}
     step = 1
     for kind in ("dns", "http"):
-        recreate_tmp(db, kind)
+        tmp = f"fingerprints_{kind}_tmp"
+        swap.recreate(db, tmp, FINGERPRINT_COLUMNS, "EmbeddedRocksDB PRIMARY KEY name")
         progress(step)
         progress(step + 1)  # fetched (above, before any DB work)
-        tmp = f"fingerprints_{kind}_tmp"
         db.insert(tmp, COLUMNS, [f.as_row() for f in parsed[kind]])
         n = swap.count(db, tmp)
         metrics.gauge(f"{tmp}_len", n)

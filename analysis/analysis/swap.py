@@ -25,6 +25,13 @@ def check_bounds(what: str, n: int, low: int, high: int) -> None:
                        f"the live table is unchanged")
 
 
+def recreate(db: Database, staging: str, columns_ddl: str, engine: str) -> None:
+    """An empty staging table of the current schema: dropping it first lets a
+    column change reach it, which ``CREATE TABLE IF NOT EXISTS`` would not."""
+    db.command(f"DROP TABLE IF EXISTS {staging}")
+    db.command(f"CREATE TABLE {staging} ({columns_ddl}) ENGINE = {engine}")
+
+
 def fill(db: Database, staging: str, columns: Sequence[str], rows: list[Sequence],
          chunk: int = 50_000) -> None:
     db.command(f"TRUNCATE TABLE IF EXISTS {staging}")
