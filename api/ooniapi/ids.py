@@ -67,11 +67,6 @@ def parse_report_id(report_id: str) -> ReportIdParts | None:
     return ReportIdParts(ts, testname, cc, int(asn), collector, rand)
 
 
-def is_valid_report_id(report_id: str) -> bool:
-    """The lookup rule of api.md §1.7 (accepts old formats too)."""
-    return bool(REPORT_ID_RE.match(report_id))
-
-
 def normalize_cc(value: object) -> str:
     """Legacy normalisation of a probe's country code (api.md §7.9)."""
     cc = str(value or "").upper().replace("_", "")

@@ -19,6 +19,7 @@ import string
 from dateutil import parser as dateutil_parser
 
 from .errors import BadRequest
+from .ids import REPORT_ID_RE
 
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
@@ -33,7 +34,6 @@ _CC_LIST_CHARS = re.compile(r"^[A-Z,]*$")
 _TEST_NAME_LIST_CHARS = re.compile(r"^[a-z_,]*$")
 _LOWER_UNDERSCORE = re.compile(r"^[a-z_]+$")
 _UPPERCASE = re.compile(r"^[A-Z]+$")
-_REPORT_ID = re.compile(r"^[A-Za-z0-9_]{15,100}$")
 _ASN = re.compile(r"^(?:AS)?([0-9]{1,10})$", re.IGNORECASE)
 _DNS_LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
 _TLD = re.compile(r"[A-Za-z]$")
@@ -239,7 +239,8 @@ def parse_report_id(value: str | None, required: bool = False) -> str | None:
         if required:
             raise BadRequest("Invalid report_id")
         return None
-    if not _REPORT_ID.match(value):
+    # the lookup rule of api.md §1.7: old report id formats pass too
+    if not REPORT_ID_RE.match(value):
         raise BadRequest("Invalid report_id field")
     return value
 
