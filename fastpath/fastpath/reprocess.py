@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import ujson
+
 from ooni_common.archive import (JSONL_SUFFIX, POSTCAN_SUFFIX, jsonl_key_of, postcan_key_of,
                                  postcan_posts, raw_day_prefix, raw_key_cc_testname)
 from ooni_common.config import Config
@@ -45,6 +47,7 @@ from ooni_common.store import ObjectInfo, ObjectStore, StoreError, open_store
 from .fingerprint_snapshot import FingerprintPublisher
 from .pool import WorkItem, make_pool
 from .rows import FASTPATH_COLUMNS, OBS_OPENVPN_COLUMNS
+from .score_files import iter_blob
 from .writer import RowWriter
 
 log = logging.getLogger("fastpath")
@@ -194,13 +197,8 @@ class _Reader:
     def _legacy(self, f: ArchiveFile) -> Iterator[WorkItem]:
         # Legacy cans hold many formats; the scoring-CLI reader knows them all
         # and gives each measurement its trivial id.
-        from .score_files import iter_file
-        import ujson
-        with tempfile.TemporaryDirectory(prefix="fastpath-can-") as tmp:
-            p = Path(tmp) / f.key.rsplit("/", 1)[-1]
-            p.write_bytes(self.store.get_bytes(f.key))
-            for raw, doc, uid in iter_file(p):
-                yield uid, raw if raw is not None else ujson.dumps(doc).encode()
+        for raw, doc, uid in iter_blob(self.store.get_bytes(f.key), f.key.rsplit("/", 1)[-1]):
+            yield uid, raw if raw is not None else ujson.dumps(doc).encode()
 
 
 # --- progress -----------------------------------------------------------------

@@ -140,9 +140,15 @@ def _blob_items(blob: bytes, name: str) -> Iterator[Item]:
     yield None, doc, _uid_for(doc, blob, name_uid)
 
 
+def iter_blob(blob: bytes, name: str) -> Iterator[Item]:
+    """The measurements of a file's content; ``name`` (the file name) gives
+    the compression of legacy cans and, when it is an OONI uid, the uid."""
+    yield from _blob_items(blob, name)
+
+
 def iter_file(path: str | Path) -> Iterator[Item]:
     p = Path(path)
-    yield from _blob_items(p.read_bytes(), p.name)
+    yield from iter_blob(p.read_bytes(), p.name)
 
 
 def run(paths: list[str], fps: Fingerprints, out: TextIO) -> int:
