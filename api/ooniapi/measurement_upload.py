@@ -97,9 +97,11 @@ def loads_object(data: bytes | str, what: str = "Request body") -> dict[str, Any
         doc = ujson.loads(data)
     except ValueError:
         # ujson refuses some valid JSON (integers beyond 64 bits): the
-        # standard parser has the last word.
+        # standard parser has the last word. On UTF-8 text only: given bytes
+        # it would also take a BOM or UTF-16/32, which the fastpath cannot
+        # read, so the measurement would be stored and never scored.
         try:
-            doc = json.loads(data)
+            doc = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
         except ValueError:
             raise BadRequest(f"{what} is not valid JSON") from None
         except RecursionError:

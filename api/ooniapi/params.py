@@ -47,9 +47,14 @@ def _present(value: str | None) -> bool:
 
 # --- dates -------------------------------------------------------------------
 
-def parse_date(name: str, value: str | None) -> dt.datetime | None:
+def parse_date(name: str, value: str | None, round_up: bool = False) -> dt.datetime | None:
     """``since``/``until``: dateutil semantics, returned as naive UTC,
-    clamped to the range the database can store."""
+    clamped to the range the database can store, in whole seconds.
+
+    A DateTime query parameter refuses a fraction of a second, and the
+    columns hold whole seconds, so rounding keeps the comparison exact: down
+    for ``> since`` and ``<= until``, up (``round_up``) for ``>= since`` and
+    ``< until``."""
     if not _present(value):
         return None
     try:
@@ -61,7 +66,12 @@ def parse_date(name: str, value: str | None) -> dt.datetime | None:
             d = d.astimezone(dt.timezone.utc).replace(tzinfo=None)
         except (ValueError, OverflowError):
             raise BadRequest(f"Invalid date in parameter {name}: {value!r}") from None
-    return min(max(d, DB_MIN_DATETIME), DB_MAX_DATETIME)
+    d = min(max(d, DB_MIN_DATETIME), DB_MAX_DATETIME)
+    if d.microsecond:
+        d = d.replace(microsecond=0)
+        if round_up and d < DB_MAX_DATETIME:
+            d += dt.timedelta(seconds=1)
+    return d
 
 
 # --- booleans ----------------------------------------------------------------

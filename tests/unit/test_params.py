@@ -21,7 +21,8 @@ def bad(fn, *args, msg=None):
     ("2021-07-09T01:02", dt.datetime(2021, 7, 9, 1, 2)),
     ("2021-07-09T01:02:03", dt.datetime(2021, 7, 9, 1, 2, 3)),
     ("2021-07-09 01:02:03", dt.datetime(2021, 7, 9, 1, 2, 3)),
-    ("2021-07-09T01:02:03.5Z", dt.datetime(2021, 7, 9, 1, 2, 3, 500000)),
+    # whole seconds: a DateTime query parameter refuses a fraction
+    ("2021-07-09T01:02:03.5Z", dt.datetime(2021, 7, 9, 1, 2, 3)),
     ("2021-07-09T03:02:03+02:00", dt.datetime(2021, 7, 9, 1, 2, 3)),
     ("1900-01-01", p.DB_MIN_DATETIME),
     ("2999-01-01", p.DB_MAX_DATETIME),

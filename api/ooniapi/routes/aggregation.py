@@ -135,8 +135,9 @@ def parse_query(args) -> AggregationQuery:
             category_code=params.parse_uppercase(args.get("category_code")),
             ooni_run_link_id=params.parse_uint_list("ooni_run_link_id",
                                                     args.get("ooni_run_link_id")),
-            since=params.parse_date("since", args.get("since")),
-            until=params.parse_date("until", args.get("until")),
+            # ">= since" and "< until" below
+            since=params.parse_date("since", args.get("since"), round_up=True),
+            until=params.parse_date("until", args.get("until"), round_up=True),
             download=params.parse_download(args.get("download")),
         )
     except AggregationError:
