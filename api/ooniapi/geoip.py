@@ -28,7 +28,9 @@ from ooni_common.config import Config
 
 log = logging.getLogger("ooni-api.geoip")
 
-DEFAULT_TRUSTED_PROXIES = ["127.0.0.1/32", "::1/128"]
+# Forwarded headers are forgeable by anyone but the front proxy (nginx on the
+# same host by default): they decide geolocation and the rate-limit key.
+DEFAULT_TRUSTED_PROXIES = ["127.0.0.0/8", "::1/128"]
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import lmdb
 from flask import Flask, Response, g, request
@@ -36,6 +36,7 @@ from flask import Flask, Response, g, request
 from ooni_common.config import Config
 
 from .errors import RateLimited
+from .geoip import DEFAULT_TRUSTED_PROXIES, client_ip
 from .http import json_response
 
 log = logging.getLogger("ooni-api.ratelimit")
@@ -85,10 +86,6 @@ DEFAULT_UNMETERED = [
     "/api/v2/ooniprobe/vpn-config/*",
     "/bouncer/net-tests",
 ]
-
-# The front proxy sets X-Real-IP; from anyone else it is a forgeable header
-# that would let a client pick its own quota key.
-DEFAULT_TRUSTED_PROXIES = ["127.0.0.0/8", "::1/128"]
 
 META_DB = b"meta"
 LAST_REFILL_KEY = b"last_refill"
@@ -311,7 +308,7 @@ class RateLimiter:
         self.v6_prefix = cfg.get_int("RATE_LIMIT_IPV6_PREFIX", 64)
         self.whitelist = _networks(cfg.get_list("RATE_LIMIT_WHITELIST", DEFAULT_WHITELIST))
         self.trusted_proxies = _networks(
-            cfg.get_list("RATE_LIMIT_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES))
+            cfg.get_list("TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES))
         unmetered = DEFAULT_UNMETERED + cfg.get_list("RATE_LIMIT_UNMETERED", [])
         self.unmetered_exact = {p for p in unmetered if not p.endswith("*")}
         self.unmetered_prefixes = tuple(p[:-1] for p in unmetered if p.endswith("*"))
@@ -319,12 +316,11 @@ class RateLimiter:
     def is_unmetered_path(self, path: str) -> bool:
         return path in self.unmetered_exact or path.startswith(self.unmetered_prefixes)
 
-    def client_address(self, remote_addr: str | None, x_real_ip: str | None) -> IpAddress | None:
-        peer = _parse_ip(remote_addr)
-        real = _parse_ip(x_real_ip)
-        if real is not None and (peer is None or any(peer in n for n in self.trusted_proxies)):
-            return real
-        return peer
+    def client_address(self, remote_addr: str | None, headers: Any) -> IpAddress | None:
+        # The same rule as geolocation: forwarded headers count only when
+        # the peer is a trusted proxy; an unparseable header falls back to it.
+        addr = _parse_ip(client_ip(remote_addr, headers, self.trusted_proxies))
+        return addr if addr is not None else _parse_ip(remote_addr)
 
     def is_whitelisted(self, addr: IpAddress) -> bool:
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
@@ -382,7 +378,7 @@ def init_app(app: Flask) -> None:
         g.rl_client = None
         if request.method == "OPTIONS" or rl.is_unmetered_path(request.path):
             return None
-        addr = rl.client_address(request.remote_addr, request.headers.get("X-Real-IP"))
+        addr = rl.client_address(request.remote_addr, request.headers)
         if addr is None or rl.is_whitelisted(addr):
             return None
         account = _session_account(svc.cfg)

@@ -104,14 +104,16 @@ def limiter(tmp_path, **kw):
 
 
 def test_client_address_trusts_x_real_ip_only_from_proxies(tmp_path):
+    def real(v):
+        return {"X-Real-IP": v}
     rl = limiter(tmp_path)
-    assert rl.client_address("127.0.0.1", "203.0.113.9") == ip("203.0.113.9")
-    assert rl.client_address("::1", "2001:db8::5") == ip("2001:db8::5")
-    assert rl.client_address("198.51.100.4", "203.0.113.9") == ip("198.51.100.4")
-    assert rl.client_address("127.0.0.1", "not an address") == ip("127.0.0.1")
-    rl2 = limiter(tmp_path, RATE_LIMIT_TRUSTED_PROXIES="10.0.0.0/8")
-    assert rl2.client_address("10.1.2.3", "203.0.113.9") == ip("203.0.113.9")
-    assert rl2.client_address("127.0.0.1", "203.0.113.9") == ip("127.0.0.1")
+    assert rl.client_address("127.0.0.1", real("203.0.113.9")) == ip("203.0.113.9")
+    assert rl.client_address("::1", real("2001:db8::5")) == ip("2001:db8::5")
+    assert rl.client_address("198.51.100.4", real("203.0.113.9")) == ip("198.51.100.4")
+    assert rl.client_address("127.0.0.1", real("not an address")) == ip("127.0.0.1")
+    rl2 = limiter(tmp_path, TRUSTED_PROXIES="10.0.0.0/8")
+    assert rl2.client_address("10.1.2.3", real("203.0.113.9")) == ip("203.0.113.9")
+    assert rl2.client_address("127.0.0.1", real("203.0.113.9")) == ip("127.0.0.1")
 
 
 def test_unmetered_paths_and_whitelist(tmp_path):
