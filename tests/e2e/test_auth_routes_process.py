@@ -6,12 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,11 +15,11 @@ import pytest
 from ooni_common.config import Config
 from ooni_common.timeutil import utcnow
 from ooniapi import auth
+from tests.e2e.standalone_process import standalone
 from tests.functional.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent / "ooni-backend"
 
 
 def call(base, method, path, body=None, headers=None):
@@ -48,37 +44,12 @@ def sink():
 
 @pytest.fixture
 def backend(tmp_path, subprocess_env, port, sink):
-    if not BIN.exists():
-        pytest.skip(f"{BIN} not installed (pip install -e .)")
     data_dir = tmp_path / "data"
     env = {**subprocess_env, "OONI_MAIL_SERVER": "127.0.0.1", "OONI_MAIL_PORT": str(sink.port),
            "OONI_MAIL_USE_SSL": "false", "OONI_MAIL_SOURCE_ADDRESS": "noreply@example.org",
            "OONI_JOB_START_DELAY": "3600"}
-    log = tmp_path / "backend.log"
-    proc = subprocess.Popen([str(BIN), "run", "--port", str(port), "--data-dir", str(data_dir)],
-                            env=env, cwd=tmp_path, stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with standalone(tmp_path, port, env, data_dir) as base:
         yield base, data_dir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def login(base, sink, email):

@@ -4,21 +4,18 @@ Explorer visitors see it without the reporter's e-mail address."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
+
+from tests.e2e.standalone_process import standalone
 
 from ooni_common.config import Config
 from ooniapi.auth import account_id, session_token
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent / "ooni-backend"
 SECRETS = {"JWT_ENCRYPTION_KEY": "e2e-incidents-jwt-key-long-enough-for-hs256",
            "ACCOUNT_ID_HASHING_KEY": "e2e-incidents-hashing-key"}
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0"
@@ -40,36 +37,10 @@ def call(base, method, path, body=None, headers=None):
 
 @pytest.fixture
 def backend(tmp_path, subprocess_env, port):
-    if not BIN.exists():
-        pytest.skip(f"{BIN} not installed (pip install -e .)")
     env = {**subprocess_env, "OONI_COLLECTOR_ID": "3", "OONI_JOB_START_DELAY": "3600",
            **{f"OONI_{k}": v for k, v in SECRETS.items()}}
-    log = tmp_path / "backend.log"
-    proc = subprocess.Popen([str(BIN), "run", "--port", str(port),
-                             "--data-dir", str(tmp_path / "data")],
-                            env=env, cwd=tmp_path, stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with standalone(tmp_path, port, env) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_user_finding_published_by_admin(backend):

@@ -10,19 +10,18 @@ import json
 import re
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.standalone_process import standalone
 from tests.conftest import REPO
 from tests.mmdb_writer import write_asn_db, write_country_db
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent / "ooni-backend"
 UA = "ooniprobe-android/5.0.0 ooniprobe-engine/3.31.0-alpha"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 PROBE_IP = "10.2.3.4"  # Italy, AS30722 in the test's MMDB files
@@ -70,8 +69,6 @@ def _prepare_db(data_dir: Path, lists: Path) -> None:
 
 @pytest.fixture
 def backend(tmp_path, subprocess_env, shared_data, port):
-    if not BIN.exists():
-        pytest.skip(f"{BIN} not installed (pip install -e .)")
     lists = shared_data / "test-lists" / "lists"
     if not lists.is_dir():
         pytest.skip(f"{lists} not found")
@@ -84,30 +81,8 @@ def backend(tmp_path, subprocess_env, shared_data, port):
     write_asn_db(geo / "asn.mmdb", {"10.0.0.0/8": (30722, "Vodafone Italia S.p.A.")})
     env = {**subprocess_env, "OONI_GEOIP_CC_DB": str(geo / "cc.mmdb"),
            "OONI_GEOIP_ASN_DB": str(geo / "asn.mmdb"), "OONI_JOB_START_DELAY": "3600"}
-    log = tmp_path / "backend.log"
-    proc = subprocess.Popen([str(BIN), "run", "--port", str(port), "--data-dir", str(data_dir)],
-                            env=env, cwd=tmp_path, stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if call(base, "GET", "/health") == (200, b"UP"):
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with standalone(tmp_path, port, env, data_dir) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def assert_services(lst, legacy_first: bool = False):
