@@ -267,27 +267,29 @@ def search() -> Response:
             v: {type: integer, enum: [1]}
             incidents:
               type: array
-              items:
-                type: object
-                properties:
-                  id: {type: string}
-                  title: {type: string}
-                  short_description: {type: string}
-                  reported_by: {type: string}
-                  email_address: {type: string, x-nullable: true, description: "null unless the caller is admin"}
-                  event_type: {type: string}
-                  published: {type: boolean}
-                  start_time: {type: string, example: "2023-01-01T00:00:00Z"}
-                  end_time: {type: string, x-nullable: true}
-                  create_time: {type: string}
-                  update_time: {type: string}
-                  CCs: {type: array, items: {type: string}}
-                  ASNs: {type: array, items: {type: integer}}
-                  domains: {type: array, items: {type: string}}
-                  tags: {type: array, items: {type: string}}
-                  links: {type: array, items: {type: string}}
-                  test_names: {type: array, items: {type: string}}
-                  mine: {type: integer, enum: [0, 1]}
+              items: {$ref: "#/definitions/Incident"}
+    definitions:
+      Incident:
+        type: object
+        properties:
+          id: {type: string}
+          title: {type: string}
+          short_description: {type: string}
+          reported_by: {type: string}
+          email_address: {type: string, x-nullable: true, description: "null unless the caller is admin"}
+          event_type: {type: string}
+          published: {type: boolean}
+          start_time: {type: string, example: "2023-01-01T00:00:00Z"}
+          end_time: {type: string, x-nullable: true}
+          create_time: {type: string}
+          update_time: {type: string}
+          CCs: {type: array, items: {type: string}}
+          ASNs: {type: array, items: {type: integer}}
+          domains: {type: array, items: {type: string}}
+          tags: {type: array, items: {type: string}}
+          links: {type: array, items: {type: string}}
+          test_names: {type: array, items: {type: string}}
+          mine: {type: integer, enum: [0, 1]}
     """
     only_mine = bool(parse_bool_flag(request.args.get("only_mine")))
     with services().metrics.timer("search_list_incidents"):
@@ -314,27 +316,11 @@ def show(incident_id: str) -> Response:
           properties:
             v: {type: integer, enum: [1]}
             incident:
-              type: object
-              properties:
-                id: {type: string}
-                title: {type: string}
-                short_description: {type: string}
-                reported_by: {type: string}
-                email_address: {type: string, x-nullable: true, description: "null unless the caller is admin"}
-                event_type: {type: string}
-                published: {type: boolean}
-                start_time: {type: string, example: "2023-01-01T00:00:00Z"}
-                end_time: {type: string, x-nullable: true}
-                create_time: {type: string}
-                update_time: {type: string}
-                CCs: {type: array, items: {type: string}}
-                ASNs: {type: array, items: {type: integer}}
-                domains: {type: array, items: {type: string}}
-                tags: {type: array, items: {type: string}}
-                links: {type: array, items: {type: string}}
-                test_names: {type: array, items: {type: string}}
-                mine: {type: integer, enum: [0, 1]}
-                text: {type: string, description: markdown}
+              allOf:
+                - {$ref: "#/definitions/Incident"}
+                - type: object
+                  properties:
+                    text: {type: string, description: markdown}
       400:
         description: Incident not found (or not visible to the caller)
         schema: {$ref: "#/definitions/Error"}

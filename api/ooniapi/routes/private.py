@@ -65,6 +65,11 @@ def _iso_midnight(d: dt.date) -> str:
     return f"{d.isoformat()}T00:00:00+00:00"
 
 
+def _monthly(rows, field: str) -> list[dict]:
+    """``[{"date": <month>, "value": <row.field>}]``, the shape of the by-month routes."""
+    return [{"date": _iso_midnight(r.month), "value": getattr(r, field)} for r in rows]
+
+
 def _db_error_v0(e: DatabaseError, status: int = 500) -> ApiError:
     """The ``{"v": 0, "error"}`` answer of the routes whose errors carry ``v``
     (api.md §1.3), without the engine's text, which goes to the log."""
@@ -91,8 +96,7 @@ def asn_by_month() -> Response:
               date: {type: string, example: "2021-07-01T00:00:00+00:00"}
               value: {type: integer, example: 4411}
     """
-    rows = _stats().distinct_by_month("probe_asn")
-    return json_response([{"date": _iso_midnight(r.month), "value": r.value} for r in rows],
+    return json_response(_monthly(_stats().distinct_by_month("probe_asn"), "value"),
                          max_age=86400)
 
 
@@ -113,8 +117,7 @@ def countries_by_month() -> Response:
               date: {type: string, example: "2021-07-01T00:00:00+00:00"}
               value: {type: integer, example: 170}
     """
-    rows = _stats().distinct_by_month("probe_cc")
-    return json_response([{"date": _iso_midnight(r.month), "value": r.value} for r in rows],
+    return json_response(_monthly(_stats().distinct_by_month("probe_cc"), "value"),
                          max_age=86400)
 
 
@@ -587,10 +590,9 @@ def global_overview_by_month() -> Response:
     """
     rows = _stats().monthly_totals()
     return json_response({
-        "networks_by_month": [{"date": _iso_midnight(r.month), "value": r.networks} for r in rows],
-        "countries_by_month": [{"date": _iso_midnight(r.month), "value": r.countries} for r in rows],
-        "measurements_by_month": [{"date": _iso_midnight(r.month), "value": r.measurements}
-                                  for r in rows],
+        "networks_by_month": _monthly(rows, "networks"),
+        "countries_by_month": _monthly(rows, "countries"),
+        "measurements_by_month": _monthly(rows, "measurements"),
     }, max_age=86400)
 
 
