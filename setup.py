@@ -20,7 +20,7 @@ setup(
     python_requires=">=3.11",
     packages=packages,
     package_dir=package_dir,
-    package_data={"ooniapi": ["templates/*", "static/*", "probe_data/*.json"]},
+    package_data={"ooniapi.probe": ["probe_data/*.json"]},
     install_requires=[
         "flask>=3.0,<4",
         "flasgger>=0.9.7,<0.10",
@@ -49,8 +49,8 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "ooni-backend=ooniapi.standalone:main",
-            "ooni-api=ooniapi.server:main",
+            "ooni-backend=ooniapi.runtime.standalone:main",
+            "ooni-api=ooniapi.runtime.server:main",
             "fastpath=fastpath.cli:main",
             "analysis=analysis.cli:main",
             "ooni-api-uploader=analysis.uploader:main",

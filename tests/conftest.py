@@ -84,7 +84,7 @@ def notifier() -> RecordingNotifier:
 
 @pytest.fixture
 def app(cfg, db, notifier):
-    from ooniapi.app import create_app
+    from ooniapi.core.app import create_app
     a = create_app(cfg, db=db, notify_fastpath=notifier)
     a.testing = True
     return a

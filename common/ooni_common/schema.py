@@ -8,7 +8,7 @@ import importlib
 
 from .db import Database
 
-OWNERS = ("analysis.schema", "fastpath.schema", "ooniapi.schema")
+OWNERS = ("analysis.schema", "fastpath.schema", "ooniapi.core.schema")
 
 
 def ensure_all(db: Database) -> None:

@@ -56,8 +56,8 @@ def main() -> None:
     from ooni_common.config import Config
     from ooni_common.db import connect
     from ooni_common.schema import ensure_all
-    from ooniapi.app import create_app
-    from ooniapi.auth import session_token
+    from ooniapi.core.app import create_app
+    from ooniapi.core.auth import session_token
 
     tmp = tempfile.mkdtemp(prefix="oonirun-bench-")
     db = connect(f"chdb://{tmp}/db")

@@ -199,7 +199,7 @@ def run(api: Api, n: int, rnd: random.Random) -> int:
         print(f"not enough rows in the window for page {DEEP_PAGE}; skipping deep paging")
     else:
         sys.path[:0] = [str(REPO / "api"), str(REPO / "common")]
-        from ooniapi.cursor import Cursor, encode
+        from ooniapi.measurements.cursor import Cursor, encode
         last = rows[-1]
         mst = dt.datetime.strptime(last["measurement_start_time"], "%Y-%m-%dT%H:%M:%SZ")
         tok = encode(Cursor("measurement_start_time", "desc", mst, last["measurement_uid"],

@@ -14,7 +14,7 @@ import pytest
 
 from ooni_common.config import Config
 from ooni_common.timeutil import utcnow
-from ooniapi import auth
+from ooniapi.core import auth
 from tests.e2e.standalone_process import standalone
 from tests.functional.smtp_sink import SmtpSink
 

@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.standalone_process import standalone
 
 from ooni_common.config import Config
-from ooniapi.auth import account_id, session_token
+from ooniapi.core.auth import account_id, session_token
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.standalone_process import standalone
 
 from ooni_common.config import Config
-from ooniapi.auth import session_token
+from ooniapi.core.auth import session_token
 
 pytestmark = pytest.mark.e2e
 

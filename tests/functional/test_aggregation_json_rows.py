@@ -78,7 +78,7 @@ QUERIES = [
 
 
 def _both_paths(app, params):
-    from ooniapi.routes import aggregation as ag
+    from ooniapi.aggregation import routes as ag
     with app.test_request_context():
         q = ag.parse_query(MultiDict(params))
         old, old_stats = ag.run_query(q)
@@ -120,7 +120,7 @@ def test_http_answer_is_the_python_encoding(app, client, loaded):
 def test_python_fallback_agrees_with_the_engine(app, db, loaded, params):
     """Database.select_json_rows (what the clickhouse-driver backend uses)
     writes the same objects as the embedded engine."""
-    from ooniapi.routes import aggregation as ag
+    from ooniapi.aggregation import routes as ag
     with app.test_request_context():
         q = ag.parse_query(MultiDict(params))
     sql, p = ag.build_named_sql(q)

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 
-from ooniapi import auth
+from ooniapi.core import auth
 from tests.conftest import free_port
 from tests.functional.smtp_sink import SmtpSink
 
@@ -375,7 +375,7 @@ def test_refresh_never_extends_the_login(client, cfg):
 
 
 def test_account_admin_cli_makes_the_first_admin(tmp_path, client, sink, cfg, db, capsys):
-    from ooniapi.account_admin import main
+    from ooniapi.accounts.admin_cli import main
     conf = tmp_path / "backend.toml"
     conf.write_text(f'[database]\nCLICKHOUSE_URL = "{db.url}"\n'
                     f'[api]\nACCOUNT_ID_HASHING_KEY = "account-test-key"\n')

@@ -109,7 +109,7 @@ def test_fractional_seconds_in_aggregation(client, two_rows, query, count):
 
 def test_parse_date_rounds_to_whole_seconds_in_the_exact_direction():
     import datetime as dt
-    from ooniapi.params import parse_date
+    from ooniapi.core.params import parse_date
     assert parse_date("since", "2023-01-01T00:00:00.5") == dt.datetime(2023, 1, 1)
     assert parse_date("since", "2023-01-01T00:00:00.5", round_up=True) == \
         dt.datetime(2023, 1, 1, 0, 0, 1)

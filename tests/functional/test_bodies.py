@@ -14,7 +14,7 @@ import pytest
 
 from ooni_common.spool import Spool, hour_dir_name
 from ooni_common.store import FileStore, open_store
-from ooniapi.bodies import BodyKey, BodyLookup, read_jsonl_line, unwrap_post
+from ooniapi.measurements.bodies import BodyKey, BodyLookup, read_jsonl_line, unwrap_post
 from tests.conftest import free_port
 from tests.functional import msm_rows
 
@@ -139,7 +139,7 @@ def moto_s3():
 
 
 def test_archive_s3_through_moto(cfg, db, legacy, moto_s3, notifier):
-    from ooniapi.app import create_app
+    from ooniapi.core.app import create_app
     c = cfg.with_overrides(ARCHIVE_URL="s3://ooni-data-msm/pfx", S3_ENDPOINT_URL=moto_s3,
                            S3_ACCESS_KEY_ID="test", S3_SECRET_ACCESS_KEY="test", S3_TIMEOUT="2")
     body = b'{"from":"s3","probe_cc":"MY"}'
@@ -188,7 +188,7 @@ def peers():
 
 
 def test_other_hosts(cfg, db, peers, notifier):
-    from ooniapi.app import create_app
+    from ooniapi.core.app import create_app
     dead = f"http://127.0.0.1:{free_port()}"
     (url1, h1), (url2, h2) = peers
     c = cfg.with_overrides(HOSTNAME="api-self.example",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ooniapi.auth import session_token
+from ooniapi.core.auth import session_token
 
 UID = "20210709005529.664022_MY_webconnectivity_68e5bea1060d1874"
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ooniapi.auth import account_id, session_token
+from ooniapi.core.auth import account_id, session_token
 
 ALICE_EMAIL = "alice@example.org"
 BOB_EMAIL = "bob@example.org"
@@ -452,7 +452,7 @@ def test_later_write_wins_when_the_clock_lags(client, hdr, monkeypatch):
     import datetime as dt
     times = iter([dt.datetime(2024, 5, 1, 12, 0, 0), dt.datetime(2024, 5, 1, 11, 0, 0),
                   dt.datetime(2024, 5, 1, 10, 0, 0)])
-    monkeypatch.setattr("ooniapi.routes.incidents.utcnow", lambda: next(times))
+    monkeypatch.setattr("ooniapi.findings.routes.utcnow", lambda: next(times))
     iid = create(client, hdr("admin"), new_incident(ADMIN_EMAIL))
     inc = shown(client, iid, hdr("admin"))
     assert inc["create_time"] == "2024-05-01T12:00:00Z"

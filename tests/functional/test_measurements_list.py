@@ -391,7 +391,7 @@ def test_cursor_on_other_orderings(client, gen, order_by):
     """Listings ordered by another column page by offset in next_url, but a
     cursor for them (e.g. kept by a client from an earlier page) continues
     exactly where the offset would."""
-    from ooniapi import cursor
+    from ooniapi.measurements import cursor
     params = dict(WINDOW, order_by=order_by, order="asc", limit=25)
     first = get(client, **params)
     second = get(client, offset=25, **params)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from ooniapi.auth import session_token
+from ooniapi.core.auth import session_token
 
 ALICE, BOB, ADMIN = "a" * 32, "b" * 32, "c" * 32
 ORIGIN = "https://run.ooni.org"
@@ -46,7 +46,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     c = Clock()
-    monkeypatch.setattr("ooniapi.routes.oonirun.utcnow", c)
+    monkeypatch.setattr("ooniapi.oonirun.routes.utcnow", c)
     return c
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ooniapi.openapi import OWN_ENDPOINTS, SPEC_ROUTE, UI_ROUTE
+from ooniapi.core.openapi import OWN_ENDPOINTS, SPEC_ROUTE, UI_ROUTE
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 

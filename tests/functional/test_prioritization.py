@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ooniapi import auth
+from ooniapi.core import auth
 from tests.prio_support import insert_measurements, load_citizenlab
 
 TARGET = "https://www.bbc.com/"  # global list, NEWS (priority 100)

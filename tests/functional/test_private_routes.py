@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from ooniapi.fixed_data import TEST_GROUPS
-from ooniapi.schema import seed_test_groups
+from ooniapi.core.fixed_data import TEST_GROUPS
+from ooniapi.core.schema import seed_test_groups
 
 from .msm_rows import insert, row, scores_for
 
@@ -459,7 +459,7 @@ def test_sql_looking_input_is_harmless(client, db, groups, today):
 
 def test_database_errors_keep_the_v0_shape(client, db, monkeypatch):
     from ooni_common.db import DatabaseError, QueryTimeout
-    from ooniapi.explorer_stats import ExplorerStats
+    from ooniapi.explorer.stats import ExplorerStats
 
     def boom(*a, **kw):
         raise DatabaseError("Code: 60. table is gone")

@@ -18,7 +18,7 @@ IT_IP = "10.2.3.4"
 
 @pytest.fixture
 def papp(cfg, db, notifier, tmp_path):
-    from ooniapi.app import create_app
+    from ooniapi.core.app import create_app
     write_country_db(tmp_path / "cc.mmdb", {"10.0.0.0/8": "IT", "2001:db8::/32": "DE"})
     write_asn_db(tmp_path / "asn.mmdb", {"10.0.0.0/8": (30722, "Vodafone Italia S.p.A.")})
     c = cfg.with_overrides(GEOIP_CC_DB=str(tmp_path / "cc.mmdb"),
@@ -141,7 +141,7 @@ def test_checkin_without_geoip_files(client, citizenlab):
 
 def test_checkin_db_failure_still_answers(pc, citizenlab, papp, monkeypatch):
     from ooni_common.db import DatabaseError
-    from ooniapi import prioritizer
+    from ooniapi.prioritization import cache as prioritizer
 
     def boom(*a, **k):
         raise DatabaseError("down")
@@ -370,7 +370,7 @@ def test_tor_targets_shape(pc):
 
 
 def test_config_files_missing_or_broken(cfg, db, notifier, tmp_path):
-    from ooniapi.app import create_app
+    from ooniapi.core.app import create_app
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
     a = create_app(cfg.with_overrides(PSIPHON_CONFFILE=str(tmp_path / "missing.json"),
@@ -386,7 +386,8 @@ def test_config_files_missing_or_broken(cfg, db, notifier, tmp_path):
 
 
 def test_probe_routes_have_docs(papp):
-    from ooniapi.routes import probe_services, prioritization
+    from ooniapi.probe import routes as probe_services
+    from ooniapi.prioritization import routes as prioritization
     for mod in (probe_services, prioritization):
         for name in dir(mod):
             fn = getattr(mod, name)

@@ -4,9 +4,9 @@ import datetime as dt
 import pytest
 from flask import Blueprint
 
-from ooniapi import auth
-from ooniapi.errors import BadRequest
-from ooniapi.http import json_response
+from ooniapi.core import auth
+from ooniapi.core.errors import BadRequest
+from ooniapi.core.http import json_response
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import ipaddress
 
 import pytest
 
-from ooniapi.app import create_app
-from ooniapi.auth import session_token
-from ooniapi.ratelimit import limiter
+from ooniapi.core.app import create_app
+from ooniapi.core.auth import session_token
+from ooniapi.core.ratelimit import limiter
 
 METERED = "/apispec_1.json"  # metered and needs no database
 

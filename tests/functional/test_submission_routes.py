@@ -6,7 +6,7 @@ import pytest
 import zstandard
 
 from ooni_common.spool import Spool, SpoolError
-from ooniapi import ids
+from ooniapi.core import ids
 
 RID = "20210709T004340Z_webconnectivity_IT_30722_n1_YCM7J9mGcEHds2K3"
 JSON = {"Content-Type": "application/json"}
@@ -117,7 +117,7 @@ def test_submit_bad_input_is_json_4xx_and_stores_nothing(client, cfg, notifier, 
 
 
 def test_submit_oversize_is_413(cfg, db, notifier):
-    from ooniapi.app import create_app
+    from ooniapi.core.app import create_app
     app = create_app(cfg.with_overrides(MAX_BODY_SIZE=1000), db=db, notify_fastpath=notifier)
     c = app.test_client()
     big = upload({"report_id": RID, "pad": "x" * 2000})
@@ -162,7 +162,7 @@ def test_unwritable_spool_dir_is_503(client, cfg):
 
 
 def test_notifier_failure_still_answers_uid(cfg, db):
-    from ooniapi.app import create_app
+    from ooniapi.core.app import create_app
 
     def broken(uid, body):
         raise ConnectionRefusedError("fastpath down")

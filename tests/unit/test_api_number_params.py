@@ -1,8 +1,8 @@
-"""The shared integer and ASN parsers of ooniapi.params: only ASCII digits
+"""The shared integer and ASN parsers of ooniapi.core.params: only ASCII digits
 count, since ``str.isdigit`` also accepts characters ``int`` refuses."""
 import pytest
 
-from ooniapi.params import UINT32_MAX, UINT64_MAX, asn_value, uint_value
+from ooniapi.core.params import UINT32_MAX, UINT64_MAX, asn_value, uint_value
 
 
 @pytest.mark.parametrize("text, maximum, expected", [

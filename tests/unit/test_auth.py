@@ -1,12 +1,12 @@
-"""JWT helpers of ooniapi.auth: probe credentials and session tokens."""
+"""JWT helpers of ooniapi.core.auth: probe credentials and session tokens."""
 import datetime as dt
 
 import jwt
 import pytest
 
 from ooni_common.config import Config
-from ooniapi import auth
-from ooniapi.errors import BadRequest, Unauthorized
+from ooniapi.core import auth
+from ooniapi.core.errors import BadRequest, Unauthorized
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from ooniapi import cursor
-from ooniapi.errors import BadRequest
+from ooniapi.measurements import cursor
+from ooniapi.core.errors import BadRequest
 
 
 @pytest.mark.parametrize("order_by,value", [

@@ -1,7 +1,7 @@
 import datetime as dt
 import re
 
-from ooniapi import ids
+from ooniapi.core import ids
 
 
 def test_report_id_format():

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from ooni_common.config import Config
-from ooniapi import mailer
+from ooniapi.accounts import mailer
 from tests.conftest import free_port
 from tests.functional.smtp_sink import SmtpSink
 

@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
-from ooniapi import params as p
-from ooniapi.errors import BadRequest
+from ooniapi.core import params as p
+from ooniapi.core.errors import BadRequest
 
 
 def bad(fn, *args, msg=None):

@@ -1,12 +1,12 @@
-"""The check-in's test-list cache (ooniapi.prioritizer): what is cached, for
+"""The check-in's test-list cache (ooniapi.prioritization.cache): what is cached, for
 how long, and what drops it. The database functions are replaced by a fake
 that counts its calls."""
 import threading
 
 import pytest
 
-from ooniapi import prioritizer as pz
-from ooniapi.prioritization import Candidate, Rule
+from ooniapi.prioritization import cache as pz
+from ooniapi.prioritization.rules import Candidate, Rule
 
 BBC = Candidate("NEWS", "www.bbc.com", "https://www.bbc.com/", "ZZ")
 REP = Candidate("NEWS", "www.repubblica.it", "https://www.repubblica.it/", "it")

@@ -1,12 +1,12 @@
-"""The precomputed per-network ranking (ooniapi.ranking) serves what the
+"""The precomputed per-network ranking (ooniapi.prioritization.ranking) serves what the
 reference algorithm of api.md §8.1 (prioritization.prioritize) serves."""
 import random
 from collections import Counter
 
 import pytest
 
-from ooniapi.prioritization import Candidate, Scored, prioritize
-from ooniapi.ranking import build_ranking, entries_of, select
+from ooniapi.prioritization.rules import Candidate, Scored, prioritize
+from ooniapi.prioritization.ranking import build_ranking, entries_of, select
 
 CATS = ["NEWS", "GMB", "POLR", "HUMR", "LGBT"]
 

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from ooni_common.config import Config
-from ooniapi.ratelimit import (Bucket, ClientKey, QuotaStore, RateLimiter, key_label,
+from ooniapi.core.ratelimit import (Bucket, ClientKey, QuotaStore, RateLimiter, key_label,
                                network_key)
 
 BUCKETS = {

@@ -1,7 +1,7 @@
-"""ooniapi.strict_json: what may be stored and served again."""
+"""ooniapi.core.strict_json: what may be stored and served again."""
 import pytest
 
-from ooniapi import strict_json
+from ooniapi.core import strict_json
 
 
 def test_plain_documents():

@@ -8,8 +8,8 @@ import pytest
 
 from ooni_common.config import Config
 from ooni_common.metrics import Metrics
-from ooniapi.control import ControlServer, NoServer, request_job, socket_path
-from ooniapi.scheduler import JobRunner, Scheduler
+from ooniapi.runtime.control import ControlServer, NoServer, request_job, socket_path
+from ooniapi.runtime.scheduler import JobRunner, Scheduler
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def test_runner_wait_idle_waits_for_running_job():
 
 def test_cli_jobs_lists_registry(capsys, tmp_path, monkeypatch):
     from analysis.jobs import all_jobs
-    from ooniapi import standalone
+    from ooniapi.runtime import standalone
     monkeypatch.setenv("OONI_UPLOADER_INTERVAL", "120")
     assert standalone.main(["jobs", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -169,14 +169,14 @@ def test_cli_jobs_lists_registry(capsys, tmp_path, monkeypatch):
 
 
 def test_cli_bad_config_is_one_line(capsys, tmp_path):
-    from ooniapi import standalone
+    from ooniapi.runtime import standalone
     assert standalone.main(["jobs", "--config", str(tmp_path / "missing.toml")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ooni-backend: cannot read configuration file")
 
 
 def test_cli_unknown_job_is_one_line(capsys, tmp_path):
-    from ooniapi import standalone
+    from ooniapi.runtime import standalone
     assert standalone.main(["job", "nope", "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown job 'nope'; known jobs:" in err[0]

@@ -1,0 +1,1 @@
+"""The Measurement Aggregation Toolkit endpoint, /api/v1/aggregation."""

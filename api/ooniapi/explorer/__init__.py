@@ -1,0 +1,1 @@
+"""The private /api/_ statistics OONI Explorer draws its pages from."""

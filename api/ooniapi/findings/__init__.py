@@ -1,0 +1,1 @@
+"""Explorer findings (incidents): store and routes."""

@@ -1,0 +1,1 @@
+"""OONI Run links: descriptor validation, revisions in the store, routes."""

@@ -1,0 +1,1 @@
+"""Landing page, /health, /metrics, robots.txt and the legacy file routes."""

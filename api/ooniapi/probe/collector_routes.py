@@ -1,0 +1,234 @@
+"""Probe submission routes (api.md §7.9-7.11, §16): open a report, submit a
+measurement into it, close it, and the single-shot ``submit_measurement``.
+
+A 200 with a uid is answered only once the body is durably in the spool; a
+spool failure is a 503 so that the probe keeps the measurement. The fastpath
+notification comes after the write and can neither block nor fail the answer:
+its spool feeder picks up whatever the notification missed."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, request
+
+from ooni_common.spool import SpoolError
+from ooni_common.timeutil import utcnow
+
+from ooniapi.core import ids
+from ooniapi.core.context import services
+from ooniapi.core.errors import StorageUnavailable
+from ooniapi.core.http import json_response
+from ooniapi.probe.upload import (check_content_type, check_open_report, check_single_shot,
+                                  check_upload, decode_body, parse_report_target,
+                                  spooled_single_shot)
+
+log = logging.getLogger("ooni-api")
+
+bp = Blueprint("submission", __name__)
+
+BACKEND_VERSION = "1.3.5"
+
+
+def _request_body() -> bytes:
+    check_content_type(request.headers.get("Content-Type"))
+    # get_data enforces MAX_CONTENT_LENGTH (413) on the bytes as sent.
+    raw = request.get_data(cache=False)
+    return decode_body(raw, request.headers.get("Content-Encoding"),
+                       current_app.config["MAX_CONTENT_LENGTH"])
+
+
+def _store(uid: str, body: bytes) -> None:
+    svc = services()
+    try:
+        svc.spool.write(uid, body)
+    except SpoolError as e:
+        log.error("measurement %s not stored: %s", uid, e)
+        svc.metrics.incr("msmt_output_file_error")
+        raise StorageUnavailable("Measurement could not be stored, please retry later") from None
+    try:
+        svc.notify_fastpath(uid, body)
+    except Exception as e:  # the spool feeder covers a failed notification
+        log.warning("fastpath notification for %s failed: %s", uid, e)
+        svc.metrics.incr("fastpath_notify_error")
+
+
+@bp.route("/report", methods=["POST"])
+def open_report() -> Response:
+    """Open a report: returns the report_id to submit measurements to.
+    ---
+    tags: [probe services]
+    consumes: [application/json]
+    parameters:
+      - in: body
+        name: body
+        required: true
+        schema:
+          type: object
+          properties:
+            data_format_version: {type: string}
+            format: {type: string, enum: [json, yaml]}
+            probe_asn: {type: string, example: AS30722}
+            probe_cc: {type: string, example: IT}
+            software_name: {type: string}
+            software_version: {type: string}
+            test_name: {type: string, example: web_connectivity}
+            test_start_time: {type: string}
+            test_version: {type: string}
+    responses:
+      200:
+        description: the new report_id
+        schema:
+          type: object
+          properties:
+            backend_version: {type: string}
+            supported_formats: {type: array, items: {type: string}}
+            report_id: {type: string}
+      400:
+        description: body is not a JSON object or test_name is invalid
+    """
+    svc = services()
+    with svc.metrics.timer("open_report"):
+        meta = check_open_report(request.get_data(cache=False))
+        rid = ids.generate_report_id(meta.test_name, meta.cc, meta.asn, svc.cfg.collector_id,
+                                     utcnow())
+        return json_response({"backend_version": BACKEND_VERSION,
+                              "supported_formats": ["yaml", "json"],
+                              "report_id": rid}, nocache=True)
+
+
+@bp.route("/report/<report_id>", methods=["POST"])
+def receive_measurement(report_id: str) -> Response:
+    """Submit one measurement into an open report.
+    ---
+    tags: [probe services]
+    consumes: [application/json]
+    parameters:
+      - in: path
+        name: report_id
+        type: string
+        required: true
+      - in: header
+        name: Content-Encoding
+        type: string
+        enum: [zstd]
+        required: false
+      - in: body
+        name: body
+        required: true
+        description: the probe upload, at most MAX_BODY_SIZE bytes (default 32 MiB)
+        schema:
+          type: object
+          required: [format, content]
+          properties:
+            format: {type: string, enum: [json, yaml]}
+            content: {type: object}
+    responses:
+      200:
+        description: stored durably; empty object when discarded (CC ZZ or ASN 0)
+        schema:
+          type: object
+          properties:
+            measurement_uid: {type: string}
+      400:
+        description: malformed report_id or upload
+      413:
+        description: body over the size cap
+      415:
+        description: wrong Content-Type or Content-Encoding
+      503:
+        description: the measurement could not be stored; retry later
+    """
+    svc = services()
+    with svc.metrics.timer("receive_measurement"):
+        target = parse_report_target(report_id)
+        if target.discarded:
+            svc.metrics.incr("discarded_measurement")
+            return json_response({}, nocache=True)
+        body = _request_body()
+        doc = check_upload(body)
+        content = doc["content"]
+        if isinstance(content, dict) and content.get("report_id") not in (None, report_id):
+            log.debug("report_id in body differs from %s", report_id)
+        uid = ids.build_uid(utcnow(), target.cc, target.testname, body)
+        _store(uid, body)
+        return json_response({"measurement_uid": uid}, nocache=True)
+
+
+@bp.route("/report/<report_id>/close", methods=["POST"])
+def close_report(report_id: str) -> Response:
+    """Close a report (unnecessary, kept for old probes): always an empty object.
+    ---
+    tags: [probe services]
+    parameters:
+      - in: path
+        name: report_id
+        type: string
+        required: true
+    responses:
+      200:
+        description: empty object
+    """
+    services().metrics.incr("close_report")
+    return json_response({}, max_age=3600)
+
+
+@bp.route("/api/v1/submit_measurement", methods=["POST"])
+def submit_measurement() -> Response:
+    """Single-shot submission: the server generates the report_id.
+    ---
+    tags: [probe services]
+    consumes: [application/json]
+    parameters:
+      - in: header
+        name: Content-Encoding
+        type: string
+        enum: [zstd]
+        required: false
+      - in: body
+        name: body
+        required: true
+        description: at most MAX_BODY_SIZE bytes (default 32 MiB)
+        schema:
+          type: object
+          required: [format, content]
+          properties:
+            format: {type: string, enum: [json]}
+            content:
+              type: string
+              description: the measurement serialised as a JSON string (an object is accepted too)
+            nym: {type: string}
+            zkp_request: {type: string}
+            manifest_version: {type: string}
+            protocol_version: {type: integer}
+    responses:
+      200:
+        description: stored durably; empty object when discarded (CC ZZ or ASN 0)
+        schema:
+          type: object
+          properties:
+            measurement_uid: {type: string}
+            report_id: {type: string}
+      400:
+        description: malformed upload
+      413:
+        description: body over the size cap
+      415:
+        description: wrong Content-Type or Content-Encoding
+      503:
+        description: the measurement could not be stored; retry later
+    """
+    svc = services()
+    with svc.metrics.timer("submit_measurement"):
+        msmt = check_single_shot(_request_body())
+        if msmt.discarded:
+            svc.metrics.incr("discarded_measurement")
+            return json_response({}, nocache=True)
+        now = utcnow()
+        rid = ids.generate_report_id(msmt.test_name, msmt.cc, msmt.asn, svc.cfg.collector_id, now)
+        # The fastpath drops measurements without a report_id, and the probe
+        # never learns this one: the server's id is the only one.
+        msmt.content["report_id"] = rid
+        body = spooled_single_shot(msmt.content)
+        uid = ids.build_uid(now, msmt.cc, ids.compact_testname(msmt.test_name), body)
+        _store(uid, body)
+        return json_response({"measurement_uid": uid, "report_id": rid}, nocache=True)

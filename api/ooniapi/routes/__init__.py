@@ -1,1 +1,0 @@
-"""One module per API area; each exposes a Flask Blueprint named ``bp``."""

@@ -1,0 +1,82 @@
+"""``ooni-api``: the production API server, gunicorn with several worker
+processes serving ``ooniapi.core.app.create_app`` (DESIGN.md, production mode).
+
+Configuration: the file named by ``--config`` or ``$OONI_CONF``, with
+``OONI_*`` environment overrides. Server keys (all optional):
+``LISTEN_HOST`` (127.0.0.1), ``LISTEN_PORT`` (8000), ``API_WORKERS``
+(2 x cores + 1), ``API_WORKER_CLASS`` (gthread), ``API_THREADS`` (4 per
+worker), ``API_TIMEOUT`` (60 s), ``API_KEEPALIVE`` (5 s).
+
+The API needs a ClickHouse server: an embedded (chdb) database belongs to one
+process, which is what ``ooni-backend run`` is for."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from gunicorn.app.base import BaseApplication
+
+from ooni_common.config import Config, ConfigError
+from ooni_common.logs import setup_logging
+
+
+class ApiServer(BaseApplication):
+    def __init__(self, cfg: Config, options: dict):
+        self.cfg_ooni = cfg
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for k, v in self.options.items():
+            self.cfg.set(k, v)
+
+    def load(self):
+        from ooniapi.core.app import create_app
+        return create_app(self.cfg_ooni)
+
+
+def gunicorn_options(cfg: Config, bind: str | None = None, workers: int | None = None) -> dict:
+    host = cfg.get_str("LISTEN_HOST", "127.0.0.1")
+    port = cfg.get_int("LISTEN_PORT", 8000)
+    return {
+        "bind": bind or f"{host}:{port}",
+        "workers": workers or cfg.get_int("API_WORKERS", 2 * (os.cpu_count() or 1) + 1),
+        "worker_class": cfg.get_str("API_WORKER_CLASS", "gthread"),
+        "threads": cfg.get_int("API_THREADS", 4),
+        "timeout": cfg.get_int("API_TIMEOUT", 60),
+        "keepalive": cfg.get_int("API_KEEPALIVE", 5),
+        # Measurements are several MB: let the app, not gunicorn, cap bodies.
+        "limit_request_line": 8190,
+        # Workers import the app once in the master and fork, so a broken
+        # configuration fails at start, not at the first request.
+        "preload_app": True,
+        "accesslog": cfg.get_str("API_ACCESS_LOG", "") or None,
+        "errorlog": "-",
+        "loglevel": cfg.get_str("LOG_LEVEL", "info").lower(),
+        "proc_name": "ooni-api",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ooni-api", description="OONI API server (gunicorn)")
+    p.add_argument("--config", help="TOML configuration file (default $OONI_CONF)")
+    p.add_argument("--bind", help="HOST:PORT to listen on (default LISTEN_HOST:LISTEN_PORT)")
+    p.add_argument("--workers", type=int, help="worker processes (default API_WORKERS)")
+    args = p.parse_args(argv)
+    setup_logging("ooni-api")
+    try:
+        cfg = Config.load(args.config)
+        if cfg.clickhouse_url.startswith("chdb:"):
+            raise ConfigError("ooni-api needs a ClickHouse server (CLICKHOUSE_URL=clickhouse://...); "
+                              "the embedded database is served by 'ooni-backend run'")
+        opts = gunicorn_options(cfg, args.bind, args.workers)
+    except ConfigError as e:
+        print(f"ooni-api: {e}", file=sys.stderr)
+        return 1
+    ApiServer(cfg, opts).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
