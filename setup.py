@@ -45,6 +45,7 @@ setup(
         "test": [
             "pytest>=8,<10",
             "moto[server]>=5.0,<6",
+            "openapi-spec-validator>=0.7,<0.10",
         ],
     },
     entry_points={

@@ -9,10 +9,9 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.standalone_process import standalone
-
 from ooni_common.config import Config
 from ooniapi.core.auth import account_id, session_token
+from tests.e2e.standalone_process import standalone
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.standalone_process import standalone
 from tests.conftest import REPO
+from tests.e2e.standalone_process import standalone
 from tests.mmdb_writer import write_asn_db, write_country_db
 
 pytestmark = pytest.mark.e2e

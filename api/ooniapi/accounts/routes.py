@@ -7,14 +7,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import yaml
 from flask import Blueprint, Response, request
 
-from ooniapi.accounts import store as accounts_store
-
-from ooniapi.core import auth
-
 from ooniapi.accounts import mailer
-from ooniapi.core.auth import credentialed, current_session, optional_session, require_role
+from ooniapi.accounts import store as accounts_store
+from ooniapi.core import auth
+from ooniapi.core.auth import (
+    credentialed,
+    current_session,
+    optional_session,
+    require_role,
+)
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest
 from ooniapi.core.http import json_response
@@ -22,6 +26,32 @@ from ooniapi.core.http import json_response
 log = logging.getLogger("ooni-api")
 
 bp = Blueprint("auth_routes", __name__)
+
+# Request bodies, named with $ref by the docstrings below.
+OPENAPI_DEFINITIONS = yaml.safe_load("""
+UserRegisterBody:
+  type: object
+  required: [email_address, redirect_to]
+  properties:
+    email_address: {type: string, example: nick@example.org}
+    redirect_to: {type: string, description: 'https URL of the UI that receives the login link; its host
+        must be one of LOGIN_REDIRECT_HOSTS (explorer.ooni.org, run.ooni.org, test-lists.ooni.org...)
+
+        ', example: 'https://explorer.ooni.org/'}
+SetAccountRoleBody:
+  type: object
+  required: [email_address, role]
+  properties:
+    email_address: {type: string}
+    role:
+      type: string
+      enum: [user, admin]
+SetSessionExpungeBody:
+  type: object
+  required: [email_address]
+  properties:
+    email_address: {type: string}
+""")
 
 def _body() -> dict[str, Any]:
     """The request's JSON object or HTML form (both accepted by legacy)."""
@@ -48,22 +78,7 @@ def user_register() -> Response:
     tags: [auth]
     consumes: [application/json, application/x-www-form-urlencoded]
     parameters:
-      - in: body
-        name: body
-        required: true
-        description: also accepted as an HTML form with the same fields
-        schema:
-          type: object
-          required: [email_address, redirect_to]
-          properties:
-            email_address: {type: string, example: "nick@example.org"}
-            redirect_to:
-              type: string
-              description: >
-                https URL of the UI that receives the login link; its host must
-                be one of LOGIN_REDIRECT_HOSTS (explorer.ooni.org,
-                run.ooni.org, test-lists.ooni.org...)
-              example: "https://explorer.ooni.org/"
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UserRegisterBody'}, description: "also accepted as an HTML form with the same fields"}
     responses:
       200:
         description: >
@@ -178,16 +193,8 @@ def set_account_role() -> Response:
     security: [{bearer: []}]
     consumes: [application/json, application/x-www-form-urlencoded]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer admin session token"}
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          required: [email_address, role]
-          properties:
-            email_address: {type: string}
-            role: {type: string, enum: [user, admin]}
+      - $ref: '#/parameters/AdminToken'
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SetAccountRoleBody'}}
     responses:
       200:
         description: >
@@ -222,7 +229,7 @@ def get_account_role(email_address: str) -> Response:
     tags: [auth]
     security: [{bearer: []}]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer admin session token"}
+      - $ref: '#/parameters/AdminToken'
       - {name: email_address, in: path, type: string, required: true}
     responses:
       200:
@@ -287,15 +294,8 @@ def set_session_expunge() -> Response:
     security: [{bearer: []}]
     consumes: [application/json, application/x-www-form-urlencoded]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer admin session token"}
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          required: [email_address]
-          properties:
-            email_address: {type: string}
+      - $ref: '#/parameters/AdminToken'
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SetSessionExpungeBody'}}
     responses:
       200:
         description: >

@@ -14,7 +14,6 @@ import ujson
 from flask import Blueprint, Response, request
 
 from ooni_common.db import DatabaseError, QueryTimeout
-
 from ooniapi.core import params
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest
@@ -327,7 +326,7 @@ def aggregation() -> Response:
     produces: [application/json, text/csv]
     parameters:
       - {name: axis_x, in: query, type: string, enum: [blocking_type, category_code, domain, input, measurement_start_day, probe_asn, probe_cc, test_name], description: first grouping dimension}
-      - {name: axis_y, in: query, type: string, enum: [blocking_type, category_code, domain, input, measurement_start_day, probe_asn, probe_cc, test_name], description: second grouping dimension, different from axis_x}
+      - {name: axis_y, in: query, type: string, enum: [blocking_type, category_code, domain, input, measurement_start_day, probe_asn, probe_cc, test_name], description: "second grouping dimension, different from axis_x"}
       - {name: probe_cc, in: query, type: string, description: "comma separated two-letter country codes, e.g. IT,DE"}
       - {name: probe_asn, in: query, type: string, description: "comma separated ASNs, AS-prefixed or bare, e.g. AS3269,30722"}
       - {name: test_name, in: query, type: string, description: "comma separated test names, e.g. web_connectivity"}
@@ -336,7 +335,7 @@ def aggregation() -> Response:
       - {name: category_code, in: query, type: string, description: "CitizenLab category code, e.g. NEWS; counts only URLs of the test lists"}
       - {name: ooni_run_link_id, in: query, type: string, description: comma separated OONI Run link ids}
       - {name: since, in: query, type: string, format: date-time, description: "start of the range, inclusive (e.g. 2021-07-01 or 2021-07-01T12:00:00Z)"}
-      - {name: until, in: query, type: string, format: date-time, description: end of the range, exclusive}
+      - {name: until, in: query, type: string, format: date-time, description: "end of the range, exclusive"}
       - {name: time_grain, in: query, type: string, enum: [hour, day, week, month, year, auto], default: auto, description: granularity of measurement_start_day}
       - {name: format, in: query, type: string, enum: [JSON, CSV], default: JSON}
       - {name: download, in: query, type: boolean, default: false, description: answer as a file attachment}

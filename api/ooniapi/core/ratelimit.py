@@ -34,9 +34,8 @@ import lmdb
 from flask import Flask, Response, g, request
 
 from ooni_common.config import Config
-
-from ooniapi.core.errors import RateLimited
 from ooniapi.core.client_ip import DEFAULT_TRUSTED_PROXIES, client_ip
+from ooniapi.core.errors import RateLimited
 from ooniapi.core.http import json_response
 
 log = logging.getLogger("ooni-api.ratelimit")

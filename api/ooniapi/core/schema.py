@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ooni_common.db import Database
-
 from ooniapi.core.fixed_data import TEST_GROUPS
 
 DDL = [

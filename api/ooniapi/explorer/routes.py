@@ -12,14 +12,20 @@ from urllib.parse import urlencode, urljoin
 from flask import Blueprint, Response, request
 
 from ooni_common.db import DatabaseError, QueryTimeout
-
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest, DatabaseTimeout
-from ooniapi.explorer.stats import (IM_TESTS, ExplorerStats, days, fill_days, notok_networks,
-                              pivot_test_coverage, runtime_grid)
 from ooniapi.core.fixed_data import COUNTRY_NAMES, TEST_NAMES, test_names_of_groups
 from ooniapi.core.http import json_response
 from ooniapi.core.params import parse_input, parse_int, parse_probe_asn, parse_probe_cc
+from ooniapi.explorer.stats import (
+    IM_TESTS,
+    ExplorerStats,
+    days,
+    fill_days,
+    notok_networks,
+    pivot_test_coverage,
+    runtime_grid,
+)
 
 log = logging.getLogger("ooni-api")
 
@@ -206,10 +212,7 @@ def test_coverage() -> Response:
                 properties:
                   count: {type: integer}
                   test_day: {type: string, example: "2021-10-16"}
-      400:
-        description: missing or incorrect probe_cc
-        schema:
-          $ref: '#/definitions/Error'
+      400: {$ref: '#/responses/BadProbeCC'}
     """
     cc = _probe_cc()
     raw_groups = request.args.get("test_groups")
@@ -256,10 +259,7 @@ def website_networks() -> Response:
                 properties:
                   count: {type: integer, example: 120}
                   probe_asn: {type: integer, example: 3269}
-      400:
-        description: missing or incorrect probe_cc
-        schema:
-          $ref: '#/definitions/Error'
+      400: {$ref: '#/responses/BadProbeCC'}
     """
     cc = _probe_cc()
     st = _stats()
@@ -409,10 +409,7 @@ def vanilla_tor_stats() -> Response:
                   test_runtime_min: {type: number, x-nullable: true}
             notok_networks: {type: integer}
             last_tested: {type: string, x-nullable: true}
-      400:
-        description: missing or incorrect probe_cc
-        schema:
-          $ref: '#/definitions/Error'
+      400: {$ref: '#/responses/BadProbeCC'}
     """
     cc = _probe_cc()
     st = _stats()
@@ -458,10 +455,7 @@ def im_networks() -> Response:
                     total_count: {type: integer}
                     last_tested: {type: string, example: "2021-07-09"}
               last_tested: {type: string, example: "2021-07-09"}
-      400:
-        description: missing or incorrect probe_cc
-        schema:
-          $ref: '#/definitions/Error'
+      400: {$ref: '#/responses/BadProbeCC'}
     """
     cc = _probe_cc()
     st = _stats()
@@ -539,10 +533,7 @@ def country_overview() -> Response:
             first_bucket_date: {type: string, x-nullable: true, example: "2012-12-01"}
             measurement_count: {type: integer}
             network_count: {type: integer}
-      400:
-        description: missing or incorrect probe_cc
-        schema:
-          $ref: '#/definitions/Error'
+      400: {$ref: '#/responses/BadProbeCC'}
     """
     cc = _probe_cc()
     o = _stats().country_overview(cc)
@@ -677,7 +668,7 @@ def domain_metadata() -> Response:
     tags: [private]
     summary: Primary category code and canonical domain from the test lists
     parameters:
-      - {name: domain, in: query, type: string, required: true, example: www.facebook.com}
+      - {name: domain, in: query, type: string, required: true, x-example: www.facebook.com}
     responses:
       200:
         description: >
@@ -756,10 +747,7 @@ def networks() -> Response:
                   probe_asn: {type: integer}
                   cnt: {type: integer}
                   org_name: {type: string}
-      500:
-        description: database error
-        schema:
-          $ref: '#/definitions/AggregationError'
+      500: {$ref: '#/responses/DatabaseError'}
     """
     try:
         rows = _stats().networks()
@@ -794,10 +782,7 @@ def domains() -> Response:
                   domain_name: {type: string, example: twitter.com}
                   category_code: {type: string, example: GRP}
                   measurement_count: {type: integer}
-      500:
-        description: database error
-        schema:
-          $ref: '#/definitions/AggregationError'
+      500: {$ref: '#/responses/DatabaseError'}
     """
     try:
         rows = _stats().domains()

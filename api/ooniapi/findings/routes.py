@@ -15,8 +15,6 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ooni_common.timeutil import utcnow
-
-from ooniapi.findings import store
 from ooniapi.core import strict_json
 from ooniapi.core.auth import Session, current_session, optional_session, require_role
 from ooniapi.core.auth import account_id as email_account_id
@@ -24,6 +22,7 @@ from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, OoniError
 from ooniapi.core.http import json_response
 from ooniapi.core.params import UINT32_MAX, asn_value, parse_bool_flag
+from ooniapi.findings import store
 
 log = logging.getLogger("ooni-api")
 

@@ -14,21 +14,42 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
+import yaml
 from flask import Blueprint, Response, request
 
 from ooni_common.timeutil import iso_z, utcnow
-
-from ooniapi.measurements import cursor as cursor_mod
 from ooniapi.core.auth import current_session, optional_session, require_role
-from ooniapi.measurements.bodies import BodyKey, body_lookup
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, Forbidden, NotFound
 from ooniapi.core.http import json_response, set_cached, set_nocache
-from ooniapi.core.params import (is_valid_measurement_uid, parse_bool_flag, parse_comma_list,
-                      parse_date, parse_download, parse_input, parse_int, parse_probe_asn,
-                      parse_probe_cc, parse_report_id, parse_truthy, parse_uint_list)
+from ooniapi.core.params import (
+    is_valid_measurement_uid,
+    parse_bool_flag,
+    parse_comma_list,
+    parse_date,
+    parse_download,
+    parse_input,
+    parse_int,
+    parse_probe_asn,
+    parse_probe_cc,
+    parse_report_id,
+    parse_truthy,
+    parse_uint_list,
+)
+from ooniapi.measurements import cursor as cursor_mod
+from ooniapi.measurements.bodies import BodyKey, body_lookup
 
 bp = Blueprint("measurements", __name__)
+
+# Request bodies, named with $ref by the docstrings below.
+OPENAPI_DEFINITIONS = yaml.safe_load("""
+SubmitMeasurementFeedbackBody:
+  type: object
+  required: [measurement_uid, status]
+  properties:
+    measurement_uid: {type: string}
+    status: {type: string, description: "blocked, blocked.dns, ok, down, ... (api.md \xA74.7)"}
+""")
 
 MAX_LIMIT = 100
 ORDER_BY_CHOICES = list(cursor_mod.ORDER_COLUMNS)
@@ -277,14 +298,10 @@ def list_measurements() -> Response:
           deep page costs what the first page costs; offset is then ignored.
           Keep the other parameters of the request unchanged.
     responses:
-      200:
-        description: "metadata {offset, limit, count, pages, current_page, next_url, query_time} and results"
-      400:
-        description: invalid parameter
-      403:
-        description: probe_cc ZZ or probe_asn AS0
-      504:
-        description: database timeout
+      200: {description: "metadata {offset, limit, count, pages, current_page, next_url, query_time} and results"}
+      400: {description: "invalid parameter"}
+      403: {description: "probe_cc ZZ or probe_asn AS0"}
+      504: {description: "database timeout"}
     """
     if request.headers.get("User-Agent", "").startswith("okhttp"):
         return json_response(OKHTTP_ANSWER, nocache=True)
@@ -400,15 +417,13 @@ def get_measurement_meta() -> Response:
     ---
     tags: [measurements]
     parameters:
-      - {name: measurement_uid, in: query, type: string, description: "preferred key"}
-      - {name: report_id, in: query, type: string, description: "used when measurement_uid is absent or invalid"}
-      - {name: input, in: query, type: string, description: "with report_id; absent means no input"}
+      - $ref: '#/parameters/MeasurementUidQuery'
+      - $ref: '#/parameters/ReportIdQuery'
+      - $ref: '#/parameters/InputQuery'
       - {name: full, in: query, type: string, description: "true/1/yes adds raw_measurement (the body as a JSON string)"}
     responses:
-      200:
-        description: "the metadata; {} (or {raw_measurement: ''} with full) when not found"
-      400:
-        description: neither a valid measurement_uid nor a valid report_id, or invalid input
+      200: {description: "the metadata; {} (or {raw_measurement: ''} with full) when not found"}
+      400: {description: "neither a valid measurement_uid nor a valid report_id, or invalid input"}
     """
     uid, report_id, inp = _lookup_args(validate_input=True)
     full = parse_truthy(request.args.get("full"))
@@ -429,16 +444,13 @@ def get_raw_measurement() -> Response:
     ---
     tags: [measurements]
     parameters:
-      - {name: measurement_uid, in: query, type: string, description: "preferred key"}
-      - {name: report_id, in: query, type: string, description: "used when measurement_uid is absent or invalid"}
-      - {name: input, in: query, type: string, description: "with report_id; absent means no input"}
+      - $ref: '#/parameters/MeasurementUidQuery'
+      - $ref: '#/parameters/ReportIdQuery'
+      - $ref: '#/parameters/InputQuery'
     responses:
-      200:
-        description: "the measurement JSON document; {} (not cached) when there is no such measurement"
-      400:
-        description: neither a valid measurement_uid nor a valid report_id
-      404:
-        description: "the measurement is known but its body is in no store: {error: Measurement not found}"
+      200: {description: "the measurement JSON document; {} (not cached) when there is no such measurement"}
+      400: {description: "neither a valid measurement_uid nor a valid report_id"}
+      404: {description: "the measurement is known but its body is in no store: {error: Measurement not found}"}
     """
     uid, report_id, inp = _lookup_args(validate_input=False)
     with services().metrics.timer("get_raw_measurement"):
@@ -463,12 +475,9 @@ def get_measurement(measurement_uid: str) -> Response:
       - {name: measurement_uid, in: path, type: string, required: true}
       - {name: download, in: query, type: string, description: "true adds Content-Disposition: attachment"}
     responses:
-      200:
-        description: the measurement JSON document
-      400:
-        description: "malformed uid: {error: Incorrect or inexistent measurement_uid}"
-      404:
-        description: "unknown uid or body in no store: {error: Incorrect or inexistent measurement_uid}"
+      200: {description: "the measurement JSON document"}
+      400: {description: "malformed uid: {error: Incorrect or inexistent measurement_uid}"}
+      404: {description: "unknown uid or body in no store: {error: Incorrect or inexistent measurement_uid}"}
     """
     if not is_valid_measurement_uid(measurement_uid):
         raise BadRequest("Incorrect or inexistent measurement_uid")
@@ -513,10 +522,8 @@ def get_torsf_stats() -> Response:
       - {name: since, in: query, type: string, description: "exclusive"}
       - {name: until, in: query, type: string, description: "inclusive"}
     responses:
-      200:
-        description: "{v: 0, result: [{measurement_start_day, probe_cc, anomaly_count, confirmed_count, failure_count, measurement_count, anomaly_rate}]}"
-      400:
-        description: "{v: 0, error: ...}"
+      200: {description: "{v: 0, result: [{measurement_start_day, probe_cc, anomaly_count, confirmed_count, failure_count, measurement_count, anomaly_rate}]}"}
+      400: {description: "{v: 0, error: ...}"}
     """
     try:
         probe_cc = parse_probe_cc(request.args.get("probe_cc"))
@@ -566,8 +573,7 @@ def get_measurement_feedback(measurement_uid: str) -> Response:
       - {name: measurement_uid, in: path, type: string, required: true}
       - {name: Authorization, in: header, type: string, description: "optional Bearer session token: adds user_feedback"}
     responses:
-      200:
-        description: "{summary: {status: count}, user_feedback: status (when logged in and submitted)}"
+      200: {description: "{summary: {status: count}, user_feedback: status (when logged in and submitted)}"}
     """
     db = services().db
     rows = db.execute(
@@ -598,22 +604,11 @@ def submit_measurement_feedback() -> Response:
     tags: [measurements]
     parameters:
       - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          required: [measurement_uid, status]
-          properties:
-            measurement_uid: {type: string}
-            status: {type: string, description: "blocked, blocked.dns, ok, down, ... (api.md §4.7)"}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SubmitMeasurementFeedbackBody'}}
     responses:
-      200:
-        description: "{}"
-      400:
-        description: invalid body, measurement_uid or status
-      401:
-        description: authentication required
+      200: {description: "{}"}
+      400: {description: "invalid body, measurement_uid or status"}
+      401: {description: "authentication required"}
     """
     doc = request.get_json(silent=True)
     if not isinstance(doc, dict):

@@ -11,7 +11,6 @@ import re
 from typing import Any
 
 from ooni_common.timeutil import iso_z
-
 from ooniapi.core.errors import BadRequest, OoniError
 
 INTL_FIELDS = ("name_intl", "short_description_intl", "description_intl")

@@ -10,15 +10,14 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ooni_common.timeutil import utcnow
-
-from ooniapi.oonirun import descriptor as desc
-from ooniapi.oonirun import store
 from ooniapi.core import strict_json
 from ooniapi.core.auth import current_session, optional_session, require_role
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, NotFound
 from ooniapi.core.http import json_response
 from ooniapi.core.params import UINT64_MAX, uint_value
+from ooniapi.oonirun import descriptor as desc
+from ooniapi.oonirun import store
 
 log = logging.getLogger("ooni-api")
 
@@ -187,7 +186,7 @@ def fetch(ooni_run_link_id: int) -> Response:
         type: string
         required: false
         description: a descriptor_creation_time returned by this API
-        example: "2023-07-21T16:36:12.456000Z"
+        x-example: "2023-07-21T16:36:12.456000Z"
       - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token (sets mine)"}
     responses:
       200:

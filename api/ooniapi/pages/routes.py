@@ -60,8 +60,7 @@ def index() -> Response:
     tags: [pages]
     produces: [text/html]
     responses:
-      200:
-        description: an HTML page linking to the API documentation
+      200: {description: "an HTML page linking to the API documentation"}
     """
     return Response(LANDING_PAGE, mimetype="text/html")
 
@@ -72,10 +71,8 @@ def health() -> Response:
     ---
     tags: [pages]
     responses:
-      200:
-        description: the service and its database are up
-      503:
-        description: the database does not answer
+      200: {description: "the service and its database are up"}
+      503: {description: "the database does not answer"}
     """
     if not services().db.ping():
         return Response("DOWN: database unreachable\n", status=503, mimetype="text/plain")
@@ -89,8 +86,7 @@ def robots_txt() -> Response:
     tags: [pages]
     produces: [text/plain]
     responses:
-      200:
-        description: the robots.txt text
+      200: {description: "the robots.txt text"}
     """
     return set_cached(Response(ROBOTS_TXT, mimetype="text/plain"), 86400)
 
@@ -102,8 +98,7 @@ def metrics() -> Response:
     tags: [pages]
     produces: [text/plain]
     responses:
-      200:
-        description: counters, gauges and timer summaries of this worker process
+      200: {description: "counters, gauges and timer summaries of this worker process"}
     """
     return Response(services().metrics.prometheus_text(),
                     mimetype="text/plain", headers={"Cache-Control": "no-cache, max-age=0"})
@@ -115,8 +110,7 @@ def stats() -> Response:
     ---
     tags: [pages]
     responses:
-      301:
-        description: redirect to OONI Explorer
+      301: {description: "redirect to OONI Explorer"}
     """
     return redirect(EXPLORER, 301)
 
@@ -129,8 +123,7 @@ def files() -> Response:
     ---
     tags: [pages]
     responses:
-      301:
-        description: redirect to the OONI Explorer search
+      301: {description: "redirect to the OONI Explorer search"}
     """
     return redirect(f"{EXPLORER}/search", 301)
 
@@ -141,12 +134,10 @@ def files_by_date(date: str) -> Response:
     ---
     tags: [pages]
     parameters:
-      - {in: path, name: date, type: string, required: true, description: YYYY-MM-DD}
+      - $ref: '#/parameters/DayPath'
     responses:
-      301:
-        description: redirect to the OONI Explorer search of that day
-      400:
-        description: not a valid date
+      301: {description: "redirect to the OONI Explorer search of that day"}
+      400: {description: "not a valid date"}
     """
     day = _parse_day(date)
     if day is None:
@@ -162,10 +153,8 @@ def files_by_country(country_code: str) -> Response:
     parameters:
       - {in: path, name: country_code, type: string, required: true}
     responses:
-      301:
-        description: redirect to the OONI Explorer search of that country
-      400:
-        description: the country code is not two characters
+      301: {description: "redirect to the OONI Explorer search of that country"}
+      400: {description: "the country code is not two characters"}
     """
     if len(country_code) != 2:
         raise BadRequest("Country code must be two characters")
@@ -178,12 +167,10 @@ def legacy_day(date: str) -> Response:
     ---
     tags: [pages]
     parameters:
-      - {in: path, name: date, type: string, required: true, description: YYYY-MM-DD}
+      - $ref: '#/parameters/DayPath'
     responses:
-      301:
-        description: redirect to the OONI Explorer search of that day
-      404:
-        description: not a day
+      301: {description: "redirect to the OONI Explorer search of that day"}
+      404: {description: "not a day"}
     """
     day = _parse_day(date)
     if day is None:
@@ -197,13 +184,11 @@ def legacy_report_file(date: str, report_file: str) -> Response:
     ---
     tags: [pages]
     parameters:
-      - {in: path, name: date, type: string, required: true, description: YYYY-MM-DD}
+      - $ref: '#/parameters/DayPath'
       - {in: path, name: report_file, type: string, required: true}
     responses:
-      302:
-        description: redirect to the legacy download path
-      404:
-        description: not a day or not a .json file
+      302: {description: "redirect to the legacy download path"}
+      404: {description: "not a day or not a .json file"}
     """
     if _parse_day(date) is None or not report_file.endswith(".json"):
         raise NotFound("Not Found")
@@ -216,8 +201,7 @@ def api_root() -> Response:
     ---
     tags: [pages]
     responses:
-      302:
-        description: redirect to /apidocs
+      302: {description: "redirect to /apidocs"}
     """
     return redirect(f"{request.host_url}apidocs", 302)
 
@@ -228,7 +212,6 @@ def invalid_path() -> Response:
     ---
     tags: [pages]
     responses:
-      404:
-        description: '{"error": 404}'
+      404: {description: '{"error": 404}'}
     """
     return json_response({"error": 404}, 404)

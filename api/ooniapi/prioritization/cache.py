@@ -37,10 +37,20 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ooni_common.db import Database, DatabaseError
-
-from ooniapi.prioritization.rules import (Candidate, fetch_candidates, fetch_counts, fetch_rules,
-                             score_candidates)
-from ooniapi.prioritization.ranking import Entry, Ranking, build_ranking, entries_of, select
+from ooniapi.prioritization.ranking import (
+    Entry,
+    Ranking,
+    build_ranking,
+    entries_of,
+    select,
+)
+from ooniapi.prioritization.rules import (
+    Candidate,
+    fetch_candidates,
+    fetch_counts,
+    fetch_rules,
+    score_candidates,
+)
 
 log = logging.getLogger("ooni-api.prioritizer")
 

@@ -8,30 +8,41 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Response, request
+import yaml
+from flask import Blueprint, Flask, Response, request
 
 from ooni_common.db import DatabaseError
-
-from ooniapi.prioritization import rules as prio
-from ooniapi.prioritization.cache import Prioritizer
 from ooniapi.core.auth import require_role
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, OoniError, StorageUnavailable
 from ooniapi.core.http import json_response
 from ooniapi.core.params import asn_value
 from ooniapi.core.validation import category_codes, check_cc, json_body
+from ooniapi.prioritization import rules as prio
+from ooniapi.prioritization.cache import Prioritizer
+from ooniapi.prioritization.checkin import prioritizer
 
 log = logging.getLogger("ooni-api.prioritization")
 
 bp = Blueprint("prioritization", __name__)
+
+# Request bodies, named with $ref by the docstrings below.
+OPENAPI_DEFINITIONS = yaml.safe_load("""
+UpdateUrlPriorityBody:
+  type: object
+  properties:
+    old_entry: {type: object, description: the rule to delete (omit to add)}
+    new_entry: {type: object, description: the rule to add (omit to delete)}
+""")
 
 DEFAULT_LIMIT = 9999
 _RULE_KEYS = {"category_code", "cc", "domain", "url", "priority"}
 _RULE_CAT_RE = re.compile(r"^(\*|[A-Z]{1,16})$")
 
 
-def _prioritizer() -> Prioritizer:
-    return services().extras["prioritizer"]
+def init_app(app: Flask) -> None:
+    svc = app.extensions["ooni"]
+    svc.extras["prioritizer"] = Prioritizer.from_config(svc.cfg)
 
 
 def _limit(value: str | None) -> int:
@@ -75,16 +86,14 @@ def test_list_urls() -> Response:
       - {in: query, name: limit, type: integer, description: "maximum URLs (-1 or absent: 9999)"}
       - {in: query, name: debug, type: boolean}
     responses:
-      200:
-        description: '{"metadata": {...}, "results": [{"category_code", "country_code", "url"}]}'
-      400:
-        description: invalid parameter
+      200: {description: '{"metadata": {...}, "results": [{"category_code", "country_code", "url"}]}'}
+      400: {description: "invalid parameter"}
     """
     cc = _cc_param("country_code", "probe_cc")
     codes = category_codes(request.args.get("category_codes"))
     limit = _limit(request.args.get("limit"))
     debug = request.args.get("debug", "").lower() in ("true", "1", "yes")
-    p = _prioritizer()
+    p = prioritizer()
     try:
         results = p.test_list(services().db, cc, 0, codes, limit, debug)
     except DatabaseError as e:
@@ -108,10 +117,8 @@ def debug_prioritization() -> Response:
       - {in: query, name: category_codes, type: string}
       - {in: query, name: limit, type: integer}
     responses:
-      200:
-        description: '{"test_items": [...], "entries": [...], "prio_rules": [...]}'
-      400:
-        description: invalid parameter
+      200: {description: '{"test_items": [...], "entries": [...], "prio_rules": [...]}'}
+      400: {description: "invalid parameter"}
     """
     cc = _cc_param("probe_cc")
     asn = _asn_param(request.args.get("probe_asn"))
@@ -138,10 +145,8 @@ def show_countries_prioritization() -> Response:
     parameters:
       - {in: query, name: format, type: string, enum: [JSON, CSV]}
     responses:
-      200:
-        description: list of {domain, url, cc, category_code, msmt_cnt, anomaly_perc, priority}
-      400:
-        description: invalid format
+      200: {description: "list of {domain, url, cc, category_code, msmt_cnt, anomaly_perc, priority}"}
+      400: {description: "invalid format"}
     """
     fmt = request.args.get("format", "JSON").upper() or "JSON"
     if fmt not in ("JSON", "CSV"):
@@ -175,8 +180,7 @@ def list_url_priorities() -> Response:
     ---
     tags: [prioritization]
     responses:
-      200:
-        description: '{"rules": [{"category_code", "cc", "domain", "url", "priority"}]}'
+      200: {description: '{"rules": [{"category_code", "cc", "domain", "url", "priority"}]}'}
     """
     rules = prio.fetch_rules(services().db)
     out = []
@@ -230,23 +234,12 @@ def update_url_priority() -> Response:
     tags: [prioritization]
     consumes: [application/json]
     parameters:
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          properties:
-            old_entry: {type: object, description: the rule to delete (omit to add)}
-            new_entry: {type: object, description: the rule to add (omit to delete)}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UpdateUrlPriorityBody'}}
     responses:
-      200:
-        description: the number 1
-      400:
-        description: no change, duplicate rule or invalid rule
-      401:
-        description: not an admin
-      404:
-        description: old_entry is not an active rule
+      200: {description: "the number 1"}
+      400: {description: "no change, duplicate rule or invalid rule"}
+      401: {description: "not an admin"}
+      404: {description: "old_entry is not an active rule"}
     """
     body = json_body()
     extra = set(body) - {"old_entry", "new_entry"}
@@ -270,6 +263,6 @@ def update_url_priority() -> Response:
         prio.insert_rule(db, old, -1)
     if new is not None:
         prio.insert_rule(db, new, 1)
-    _prioritizer().invalidate()
+    prioritizer().invalidate()
     log.info("url priority rule change: %s -> %s", old, new)
     return json_response(1)

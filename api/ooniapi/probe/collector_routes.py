@@ -13,16 +13,24 @@ from flask import Blueprint, Response, current_app, request
 
 from ooni_common.spool import SpoolError
 from ooni_common.timeutil import utcnow
-
 from ooniapi.core import ids
 from ooniapi.core.context import services
 from ooniapi.core.errors import StorageUnavailable
 from ooniapi.core.http import json_response
-from ooniapi.probe.upload import (check_content_type, check_open_report, check_single_shot,
-                                  check_upload, decode_body, parse_report_target,
-                                  spooled_single_shot)
+from ooniapi.probe import schemas
+from ooniapi.probe.upload import (
+    check_content_type,
+    check_open_report,
+    check_single_shot,
+    check_upload,
+    decode_body,
+    parse_report_target,
+    spooled_single_shot,
+)
 
 log = logging.getLogger("ooni-api")
+
+OPENAPI_DEFINITIONS = schemas.DEFINITIONS
 
 bp = Blueprint("submission", __name__)
 
@@ -59,21 +67,7 @@ def open_report() -> Response:
     tags: [probe services]
     consumes: [application/json]
     parameters:
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          properties:
-            data_format_version: {type: string}
-            format: {type: string, enum: [json, yaml]}
-            probe_asn: {type: string, example: AS30722}
-            probe_cc: {type: string, example: IT}
-            software_name: {type: string}
-            software_version: {type: string}
-            test_name: {type: string, example: web_connectivity}
-            test_start_time: {type: string}
-            test_version: {type: string}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/OpenReportBody'}}
     responses:
       200:
         description: the new report_id
@@ -83,8 +77,7 @@ def open_report() -> Response:
             backend_version: {type: string}
             supported_formats: {type: array, items: {type: string}}
             report_id: {type: string}
-      400:
-        description: body is not a JSON object or test_name is invalid
+      400: {description: "body is not a JSON object or test_name is invalid"}
     """
     svc = services()
     with svc.metrics.timer("open_report"):
@@ -103,40 +96,17 @@ def receive_measurement(report_id: str) -> Response:
     tags: [probe services]
     consumes: [application/json]
     parameters:
-      - in: path
-        name: report_id
-        type: string
-        required: true
-      - in: header
-        name: Content-Encoding
-        type: string
-        enum: [zstd]
-        required: false
-      - in: body
-        name: body
-        required: true
-        description: the probe upload, at most MAX_BODY_SIZE bytes (default 32 MiB)
-        schema:
-          type: object
-          required: [format, content]
-          properties:
-            format: {type: string, enum: [json, yaml]}
-            content: {type: object}
+      - $ref: '#/parameters/ReportIdPath'
+      - $ref: '#/parameters/ContentEncoding'
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/ReceiveMeasurementBody'}, description: "the probe upload, at most MAX_BODY_SIZE bytes (default 32 MiB)"}
     responses:
       200:
-        description: stored durably; empty object when discarded (CC ZZ or ASN 0)
-        schema:
-          type: object
-          properties:
-            measurement_uid: {type: string}
-      400:
-        description: malformed report_id or upload
-      413:
-        description: body over the size cap
-      415:
-        description: wrong Content-Type or Content-Encoding
-      503:
-        description: the measurement could not be stored; retry later
+        description: stored durably
+        schema: {$ref: '#/definitions/StoredMeasurement'}
+      400: {description: "malformed report_id or upload"}
+      413: {$ref: '#/responses/TooLarge'}
+      415: {$ref: '#/responses/UnsupportedMedia'}
+      503: {$ref: '#/responses/StorageUnavailable'}
     """
     svc = services()
     with svc.metrics.timer("receive_measurement"):
@@ -160,13 +130,9 @@ def close_report(report_id: str) -> Response:
     ---
     tags: [probe services]
     parameters:
-      - in: path
-        name: report_id
-        type: string
-        required: true
+      - $ref: '#/parameters/ReportIdPath'
     responses:
-      200:
-        description: empty object
+      200: {description: "empty object"}
     """
     services().metrics.incr("close_report")
     return json_response({}, max_age=3600)
@@ -179,43 +145,16 @@ def submit_measurement() -> Response:
     tags: [probe services]
     consumes: [application/json]
     parameters:
-      - in: header
-        name: Content-Encoding
-        type: string
-        enum: [zstd]
-        required: false
-      - in: body
-        name: body
-        required: true
-        description: at most MAX_BODY_SIZE bytes (default 32 MiB)
-        schema:
-          type: object
-          required: [format, content]
-          properties:
-            format: {type: string, enum: [json]}
-            content:
-              type: string
-              description: the measurement serialised as a JSON string (an object is accepted too)
-            nym: {type: string}
-            zkp_request: {type: string}
-            manifest_version: {type: string}
-            protocol_version: {type: integer}
+      - $ref: '#/parameters/ContentEncoding'
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SubmitMeasurementBody'}, description: "at most MAX_BODY_SIZE bytes (default 32 MiB)"}
     responses:
       200:
-        description: stored durably; empty object when discarded (CC ZZ or ASN 0)
-        schema:
-          type: object
-          properties:
-            measurement_uid: {type: string}
-            report_id: {type: string}
-      400:
-        description: malformed upload
-      413:
-        description: body over the size cap
-      415:
-        description: wrong Content-Type or Content-Encoding
-      503:
-        description: the measurement could not be stored; retry later
+        description: stored durably
+        schema: {$ref: '#/definitions/StoredMeasurement'}
+      400: {description: "malformed upload"}
+      413: {$ref: '#/responses/TooLarge'}
+      415: {$ref: '#/responses/UnsupportedMedia'}
+      503: {$ref: '#/responses/StorageUnavailable'}
     """
     svc = services()
     with svc.metrics.timer("submit_measurement"):

@@ -13,22 +13,30 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request
 
 from ooni_common.timeutil import utcnow
-
-from ooniapi.core import auth
-
-from ooniapi.core import ids
+from ooniapi.core import auth, ids
+from ooniapi.core.client_ip import DEFAULT_TRUSTED_PROXIES, client_ip, parse_networks
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest
-from ooniapi.core.client_ip import DEFAULT_TRUSTED_PROXIES, client_ip, parse_networks
-from ooniapi.probe.geoip import GeoIP, Location
 from ooniapi.core.http import json_response
-from ooniapi.prioritization.rules import url_limit
-from ooniapi.prioritization.cache import Prioritizer
+from ooniapi.core.validation import (
+    category_codes,
+    check_cc,
+    json_body,
+    opt_asn,
+    opt_bool,
+    opt_cc,
+    opt_choice,
+    opt_str,
+    opt_str_list,
+)
+from ooniapi.prioritization import checkin
+from ooniapi.probe import schemas
 from ooniapi.probe.conf import ProbeConf
-from ooniapi.core.validation import (category_codes, check_cc, json_body, opt_asn,
-                                opt_bool, opt_cc, opt_choice, opt_str, opt_str_list)
+from ooniapi.probe.geoip import GeoIP, Location
 
 log = logging.getLogger("ooni-api.probe_services")
+
+OPENAPI_DEFINITIONS = schemas.DEFINITIONS
 
 bp = Blueprint("probe_services", __name__)
 
@@ -95,15 +103,10 @@ def init_app(app: Flask) -> None:
     svc.extras["geoip"] = GeoIP.from_config(cfg)
     svc.extras["trusted_proxies"] = parse_networks(
         cfg.get_list("TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES))
-    svc.extras["prioritizer"] = Prioritizer.from_config(cfg)
 
 
 def probe_conf() -> ProbeConf:
     return services().extras["probe_conf"]
-
-
-def prioritizer() -> Prioritizer:
-    return services().extras["prioritizer"]
 
 
 def probe_ip() -> str | None:
@@ -148,7 +151,7 @@ def _checkin_common() -> dict[str, Any]:
     else:
         # A probe behind a circumvention tool knows its network better.
         cc, asn = claimed_cc, claimed_asn
-    limit = url_limit(run_type, True if charging is None else charging)
+    limit = checkin.url_limit(run_type, True if charging is None else charging)
     return {"ip": ip, "loc": loc, "cc": cc, "asn": asn, "codes": codes, "limit": limit}
 
 
@@ -156,7 +159,7 @@ def _test_list(cc: str, asn: int, codes: list[str], limit: int) -> list[dict]:
     svc = services()
     try:
         with svc.metrics.timer("generate_test_list"):
-            return prioritizer().test_list(svc.db, cc, asn, codes, limit)
+            return checkin.test_list(cc, asn, codes, limit)
     except Exception as e:  # the check-in must succeed without URLs
         log.error("test list generation failed for %s AS%d: %s", cc, asn, e)
         svc.metrics.incr("generate_test_list_error")
@@ -177,31 +180,13 @@ def check_in() -> Response:
     tags: [probe services]
     consumes: [application/json]
     parameters:
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          properties:
-            probe_cc: {type: string, example: IT}
-            probe_asn: {type: string, example: AS3269}
-            platform: {type: string, example: android}
-            software_name: {type: string}
-            software_version: {type: string}
-            on_wifi: {type: boolean}
-            charging: {type: boolean}
-            run_type: {type: string, enum: [manual, timed]}
-            web_connectivity:
-              type: object
-              properties:
-                category_codes: {type: array, items: {type: string}}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/CheckInBody'}}
     responses:
       200:
         description: >-
           {v, probe_cc, probe_asn, probe_network_name, utc_time, conf: {features,
           test_helpers}, tests: {<test_name>: {report_id}, web_connectivity: {report_id, urls}}}
-      400:
-        description: invalid body or field
+      400: {description: "invalid body or field"}
     """
     svc = services()
     with svc.metrics.timer("check_in"):
@@ -236,15 +221,10 @@ def check_in_v2() -> Response:
     tags: [probe services]
     consumes: [application/json]
     parameters:
-      - in: body
-        name: body
-        required: true
-        schema: {type: object}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/CheckInV2Body'}}
     responses:
-      200:
-        description: "{v: 2, probe_cc, probe_asn, probe_network_name, utc_time, conf, nettests: [{test_name, report_id, targets}]}"
-      400:
-        description: invalid body or field
+      200: {description: "{v: 2, probe_cc, probe_asn, probe_network_name, utc_time, conf, nettests: [{test_name, report_id, targets}]}"}
+      400: {description: "invalid body or field"}
     """
     svc = services()
     c = _checkin_common()
@@ -283,18 +263,10 @@ def geolookup() -> Response:
     tags: [probe services]
     consumes: [application/json]
     parameters:
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          properties:
-            addresses: {type: array, items: {type: string}}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/GeolookupBody'}}
     responses:
-      200:
-        description: '{"v": 1, "geolocation": {"<ip>": {"cc": "IT", "asn": 3269, "as_name": "..."}}}'
-      400:
-        description: invalid body
+      200: {description: '{"v": 1, "geolocation": {"<ip>": {"cc": "IT", "asn": 3269, "as_name": "..."}}}'}
+      400: {description: "invalid body"}
     """
     body = json_body()
     addrs = body.get("addresses")
@@ -319,24 +291,10 @@ def register() -> Response:
     tags: [probe services]
     consumes: [application/json]
     parameters:
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          properties:
-            password: {type: string}
-            platform: {type: string}
-            probe_asn: {type: string}
-            probe_cc: {type: string}
-            software_name: {type: string}
-            software_version: {type: string}
-            supported_tests: {type: array, items: {type: string}}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/RegisterBody'}}
     responses:
-      200:
-        description: '{"client_id": "<JWT>"}'
-      400:
-        description: not JSON or an invalid field
+      200: {description: '{"client_id": "<JWT>"}'}
+      400: {description: "not JSON or an invalid field"}
     """
     if request.mimetype != "application/json":
         raise BadRequest("error: JSON expected!")
@@ -360,21 +318,11 @@ def login() -> Response:
     tags: [probe services]
     consumes: [application/json]
     parameters:
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          properties:
-            username: {type: string, description: the client_id from register}
-            password: {type: string}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/LoginBody'}}
     responses:
-      200:
-        description: '{"token": "<JWT>", "expire": "2021-07-16T10:00:00Z"}'
-      400:
-        description: not JSON or an invalid field
-      401:
-        description: forged or foreign client_id
+      200: {description: '{"token": "<JWT>", "expire": "2021-07-16T10:00:00Z"}'}
+      400: {description: "not JSON or an invalid field"}
+      401: {description: "forged or foreign client_id"}
     """
     body = json_body()
     username = body.get("username")
@@ -396,8 +344,7 @@ def test_helpers() -> Response:
     ---
     tags: [probe services]
     responses:
-      200:
-        description: helper name -> list of {address, type, front?}
+      200: {description: "helper name -> list of {address, type, front?}"}
     """
     return json_response(probe_conf().test_helpers(probe_ip()), max_age=0)
 
@@ -426,18 +373,11 @@ def psiphon_config() -> Response:
     ---
     tags: [probe services]
     parameters:
-      - in: header
-        name: Authorization
-        type: string
-        required: true
-        description: Bearer <token from /api/v1/login>
+      - $ref: '#/parameters/ProbeToken'
     responses:
-      200:
-        description: the psiphon configuration object
-      401:
-        description: missing, forged or foreign token
-      500:
-        description: the configuration file is missing or unreadable
+      200: {description: "the psiphon configuration object"}
+      401: {description: "missing, forged or foreign token"}
+      500: {description: "the configuration file is missing or unreadable"}
     """
     return _serve_json_file("PSIPHON_CONFFILE", "psiphon_config.json", "Psiphon configuration")
 
@@ -448,24 +388,16 @@ def tor_targets() -> Response:
     ---
     tags: [probe services]
     parameters:
-      - in: header
-        name: Authorization
-        type: string
-        required: true
-        description: Bearer <token from /api/v1/login>
+      - $ref: '#/parameters/ProbeToken'
       - in: query
         name: country_code
         type: string
         description: the probe's country (ZZ if unknown)
     responses:
-      200:
-        description: target id -> {address, name, params, protocol, source}
-      400:
-        description: invalid country_code
-      401:
-        description: missing, forged or foreign token
-      500:
-        description: the targets file is missing or unreadable
+      200: {description: "target id -> {address, name, params, protocol, source}"}
+      400: {description: "invalid country_code"}
+      401: {description: "missing, forged or foreign token"}
+      500: {description: "the targets file is missing or unreadable"}
     """
     cc = request.args.get("country_code")
     if cc:
@@ -479,8 +411,7 @@ def collectors() -> Response:
     ---
     tags: [probe services]
     responses:
-      200:
-        description: list of {address, type, front?}
+      200: {description: "list of {address, type, front?}"}
     """
     return json_response(probe_conf().collectors, max_age=3600)
 
@@ -492,24 +423,10 @@ def bouncer_net_tests() -> Response:
     tags: [probe services]
     consumes: [application/json]
     parameters:
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          properties:
-            net-tests:
-              type: array
-              items:
-                type: object
-                properties:
-                  name: {type: string}
-                  version: {type: string}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/BouncerNetTestsBody'}}
     responses:
-      200:
-        description: '{"net-tests": [{collector, collector-alternate, name, test-helpers, ...}]}'
-      400:
-        description: malformed request
+      200: {description: '{"net-tests": [{collector, collector-alternate, name, test-helpers, ...}]}'}
+      400: {description: "malformed request"}
     """
     try:
         body = json_body()
@@ -551,7 +468,6 @@ def check_report_id() -> Response:
         name: report_id
         type: string
     responses:
-      200:
-        description: '{"v": 0, "found": true}'
+      200: {description: '{"v": 0, "found": true}'}
     """
     return json_response({"v": 0, "found": True}, max_age=1)

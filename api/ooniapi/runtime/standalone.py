@@ -26,7 +26,6 @@ from ooni_common.lock import LockHeld, lock_for_url
 from ooni_common.logs import setup_logging
 from ooni_common.metrics import from_config as metrics_from_config
 from ooni_common.schema import ensure_all
-
 from ooniapi.runtime.control import ControlServer, NoServer, request_job, socket_path
 from ooniapi.runtime.scheduler import JobRunner, Scheduler, job_interval
 
@@ -90,7 +89,8 @@ def all_jobs() -> dict:
 
 
 def make_server(host: str, port: int, app):
-    from werkzeug.serving import WSGIRequestHandler, make_server as wz_make_server
+    from werkzeug.serving import WSGIRequestHandler
+    from werkzeug.serving import make_server as wz_make_server
 
     class QuietHandler(WSGIRequestHandler):
         # Access logs of every submission would drown the journal.

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from ooniapi.measurements import cursor
 from ooniapi.core.errors import BadRequest
+from ooniapi.measurements import cursor
 
 
 @pytest.mark.parametrize("order_by,value", [

@@ -386,8 +386,8 @@ def test_config_files_missing_or_broken(cfg, db, notifier, tmp_path):
 
 
 def test_probe_routes_have_docs(papp):
-    from ooniapi.probe import routes as probe_services
     from ooniapi.prioritization import routes as prioritization
+    from ooniapi.probe import routes as probe_services
     for mod in (probe_services, prioritization):
         for name in dir(mod):
             fn = getattr(mod, name)

@@ -8,7 +8,11 @@ import json
 import pytest
 
 from fastpath.core import process_measurement
-from fastpath.fingerprints import Fingerprints, load_from_files, prepare_expected_countries
+from fastpath.fingerprints import (
+    Fingerprints,
+    load_from_files,
+    prepare_expected_countries,
+)
 
 
 @pytest.fixture(scope="module")

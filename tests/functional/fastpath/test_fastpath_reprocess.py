@@ -13,7 +13,6 @@ import pytest
 from fastpath.reprocess import ReprocessOptions, days_to_process, parse_day, reprocess
 from ooni_common.metrics import Metrics
 from ooni_common.store import FileStore, S3Store
-
 from tests.conftest import free_port
 
 DAY = dt.date(2024, 3, 5)
@@ -167,6 +166,7 @@ def test_reprocess_from_s3_with_worker_processes(cfg, db, samples, shared_data):
 
 def test_reprocess_legacy_json_can_with_trivial_ids(cfg, db, samples, tmp_path):
     import lz4.frame
+
     from fastpath.yaml_normalize import trivial_id
     store = FileStore(tmp_path / "archive")
     lines = [json.dumps(m).encode() + b"\n" for m in samples[:3]]

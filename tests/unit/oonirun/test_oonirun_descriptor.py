@@ -5,9 +5,9 @@ import datetime as dt
 
 import pytest
 
-from ooniapi.oonirun import descriptor as desc
 from ooniapi.core.errors import BadRequest, OoniError
 from ooniapi.core.ids import generate_int_id
+from ooniapi.oonirun import descriptor as desc
 
 BASE = {"name": "n", "author": "a"}
 

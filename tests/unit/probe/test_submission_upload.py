@@ -3,8 +3,8 @@ import json
 import pytest
 import zstandard
 
-from ooniapi.probe import upload as mu
 from ooniapi.core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from ooniapi.probe import upload as mu
 
 RID = "20210709T004340Z_webconnectivity_MY_4818_n1_YCM7J9mGcEHds2K3"
 

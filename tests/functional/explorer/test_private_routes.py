@@ -10,8 +10,7 @@ import pytest
 
 from ooniapi.core.fixed_data import TEST_GROUPS
 from ooniapi.core.schema import seed_test_groups
-
-from .msm_rows import insert, row, scores_for
+from tests.functional.msm_rows import insert, row, scores_for
 
 ASN_A, ASN_B, ASN_C = 30722, 3269, 4200000001
 

@@ -19,7 +19,11 @@ from ooni_common.spool import Spool
 from ooni_common.store import StoreError, open_store
 from tests.conftest import REPO, free_port
 from tests.functional.uploader_support import (
-    AFTER, assert_archived_exactly_once, sample_posts, spool_posts)
+    AFTER,
+    assert_archived_exactly_once,
+    sample_posts,
+    spool_posts,
+)
 
 
 class Killed(BaseException):
@@ -146,8 +150,8 @@ def test_full_disk_fails_cleanly_through_the_command(cfg, db, spool, posts, monk
 
 
 def test_s3_refused_then_back(cfg, db, spool, posts):
-    from moto.server import ThreadedMotoServer
     import boto3
+    from moto.server import ThreadedMotoServer
     expected = _spool_two_cans(spool, posts)
     port = free_port()  # nothing listens there yet
     c = cfg.with_overrides(ARCHIVE_URL="s3://ooni-data-test", S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",

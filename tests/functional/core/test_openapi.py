@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import re
 
-from ooniapi.core.openapi import OWN_ENDPOINTS, SPEC_ROUTE, UI_ROUTE
+from openapi_spec_validator import validate
+
+from ooniapi.core.openapi import OPENAPI_ROUTE, OWN_ENDPOINTS, SPEC_ROUTE, UI_ROUTE
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
@@ -39,13 +41,23 @@ def test_every_route_is_documented(app, client):
     assert not missing, "routes without OpenAPI documentation:\n" + "\n".join(missing)
 
 
+def resolve(doc: dict, p: dict) -> dict:
+    ref = p.get("$ref")
+    if ref is None:
+        return p
+    section, name = ref.removeprefix("#/").split("/")
+    return doc[section][name]
+
+
 def test_path_parameters_are_declared(app, client):
-    paths = spec(client)["paths"]
+    doc = spec(client)
+    paths = doc["paths"]
     undeclared = []
     for path, ops in paths.items():
         names = set(re.findall(r"{([^}]+)}", path))
         for method, op in ops.items():
-            declared = {p.get("name") for p in op.get("parameters", []) if p.get("in") == "path"}
+            params = [resolve(doc, p) for p in op.get("parameters", [])]
+            declared = {p.get("name") for p in params if p.get("in") == "path"}
             if names - declared:
                 undeclared.append(f"{method.upper()} {path}: {sorted(names - declared)}")
     assert not undeclared, "path parameters missing from the spec:\n" + "\n".join(undeclared)
@@ -53,9 +65,21 @@ def test_path_parameters_are_declared(app, client):
 
 def test_references_resolve(client):
     doc = spec(client)
-    refs = set(re.findall(r'"\$ref":\s*"#/definitions/([^"]+)"', client.get(SPEC_ROUTE).get_data(as_text=True)))
-    assert refs, "expected shared definitions to be used"
-    assert refs <= set(doc.get("definitions", {})), refs - set(doc.get("definitions", {}))
+    text = client.get(SPEC_ROUTE).get_data(as_text=True)
+    for section in ("definitions", "parameters", "responses"):
+        refs = set(re.findall(r'"\$ref":\s*"#/' + section + r'/([^"]+)"', text))
+        assert refs, f"expected shared {section} to be used"
+        assert refs <= set(doc.get(section, {})), refs - set(doc.get(section, {}))
+
+
+def test_document_is_valid_swagger_2(client):
+    validate(spec(client))
+
+
+def test_served_at_openapi_json_too(client):
+    r = client.get(OPENAPI_ROUTE)
+    assert r.status_code == 200 and r.mimetype == "application/json"
+    assert r.get_json() == spec(client)
 
 
 def test_aggregation_is_fully_described(client):
@@ -73,3 +97,8 @@ def test_swagger_ui_page(client):
     assert r.status_code == 200
     assert r.mimetype == "text/html"
     assert SPEC_ROUTE.encode() in r.data
+    # flasgger writes its "auth" setting into the page's script verbatim:
+    # unset, it is Python's None and the page dies with a ReferenceError.
+    assert b"auth_config = None" not in r.data
+    assert b"auth_config = {}" in r.data
+

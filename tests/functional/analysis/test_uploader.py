@@ -15,7 +15,13 @@ from ooni_common.spool import Spool
 from ooni_common.store import FileStore, S3Store, open_store
 from tests.conftest import free_port
 from tests.functional.uploader_support import (
-    AFTER, HOUR, assert_archived_exactly_once, postcan_members, sample_posts, spool_posts)
+    AFTER,
+    HOUR,
+    assert_archived_exactly_once,
+    postcan_members,
+    sample_posts,
+    spool_posts,
+)
 
 
 @pytest.fixture

@@ -14,7 +14,12 @@ import pytest
 
 from ooni_common.spool import Spool, hour_dir_name
 from ooni_common.store import FileStore, open_store
-from ooniapi.measurements.bodies import BodyKey, BodyLookup, read_jsonl_line, unwrap_post
+from ooniapi.measurements.bodies import (
+    BodyKey,
+    BodyLookup,
+    read_jsonl_line,
+    unwrap_post,
+)
 from tests.conftest import free_port
 from tests.functional import msm_rows
 

@@ -7,8 +7,14 @@ import ipaddress
 import pytest
 
 from ooni_common.config import Config
-from ooniapi.core.ratelimit import (Bucket, ClientKey, QuotaStore, RateLimiter, key_label,
-                               network_key)
+from ooniapi.core.ratelimit import (
+    Bucket,
+    ClientKey,
+    QuotaStore,
+    RateLimiter,
+    key_label,
+    network_key,
+)
 
 BUCKETS = {
     "ipaddr": (Bucket("ipaddr_per_month", 600.0, 30 * 86400.0),

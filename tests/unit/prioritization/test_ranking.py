@@ -5,8 +5,8 @@ from collections import Counter
 
 import pytest
 
-from ooniapi.prioritization.rules import Candidate, Scored, prioritize
 from ooniapi.prioritization.ranking import build_ranking, entries_of, select
+from ooniapi.prioritization.rules import Candidate, Scored, prioritize
 
 CATS = ["NEWS", "GMB", "POLR", "HUMR", "LGBT"]
 

@@ -1,8 +1,17 @@
 """Pure prioritization logic (api.md §8.1)."""
 import random
 
-from ooniapi.prioritization.rules import (Candidate, Rule, Scored, compute_priority, prioritize,
-                                    rule_matches, score_candidates, url_limit, weight)
+from ooniapi.prioritization.rules import (
+    Candidate,
+    Rule,
+    Scored,
+    compute_priority,
+    prioritize,
+    rule_matches,
+    score_candidates,
+    url_limit,
+    weight,
+)
 
 BBC = Candidate("NEWS", "www.bbc.com", "https://www.bbc.com/", "ZZ")
 REP = Candidate("NEWS", "www.repubblica.it", "https://www.repubblica.it/", "it")

@@ -77,6 +77,7 @@ def test_upload_the_fastpath_can_parse_is_still_accepted(client, cfg):
 @pytest.fixture
 def two_rows(db):
     import datetime as dt
+
     from tests.functional import msm_rows
     t0 = dt.datetime(2023, 1, 1, 0, 0, 0)
     msm_rows.insert(db, [msm_rows.row(measurement_start_time=t0, input="https://a.example/"),
@@ -109,6 +110,7 @@ def test_fractional_seconds_in_aggregation(client, two_rows, query, count):
 
 def test_parse_date_rounds_to_whole_seconds_in_the_exact_direction():
     import datetime as dt
+
     from ooniapi.core.params import parse_date
     assert parse_date("since", "2023-01-01T00:00:00.5") == dt.datetime(2023, 1, 1)
     assert parse_date("since", "2023-01-01T00:00:00.5", round_up=True) == \
