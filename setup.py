@@ -20,7 +20,7 @@ setup(
     python_requires=">=3.11",
     packages=packages,
     package_dir=package_dir,
-    package_data={"ooniapi.probe": ["probe_data/*.json"]},
+    package_data={"ooniapi": ["*/openapi.yml"], "ooniapi.probe": ["probe_data/*.json"]},
     install_requires=[
         "flask>=3.0,<4",
         "flasgger>=0.9.7,<0.10",

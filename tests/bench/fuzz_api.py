@@ -64,6 +64,7 @@ def admin_token(data_dir: Path) -> str:
     """A session token of the admin role, signed with the server's key, so
     that the fuzzing reaches past the 401 of the authenticated routes."""
     from ooni_common.config import Config
+
     from ooniapi.core import auth
 
     cfg = Config({"DATA_DIR": str(data_dir), "JWT_ENCRYPTION_KEY": JWT_KEY})

@@ -56,6 +56,7 @@ def main() -> None:
     from ooni_common.config import Config
     from ooni_common.db import connect
     from ooni_common.schema import ensure_all
+
     from ooniapi.core.app import create_app
     from ooniapi.core.auth import session_token
 

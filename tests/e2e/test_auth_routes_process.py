@@ -14,9 +14,10 @@ import pytest
 
 from ooni_common.config import Config
 from ooni_common.timeutil import utcnow
-from ooniapi.core import auth
 from tests.e2e.standalone_process import standalone
 from tests.functional.smtp_sink import SmtpSink
+
+from ooniapi.core import auth
 
 pytestmark = pytest.mark.e2e
 

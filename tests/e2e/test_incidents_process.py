@@ -10,8 +10,9 @@ import urllib.request
 import pytest
 
 from ooni_common.config import Config
-from ooniapi.core.auth import account_id, session_token
 from tests.e2e.standalone_process import standalone
+
+from ooniapi.core.auth import account_id, session_token
 
 pytestmark = pytest.mark.e2e
 

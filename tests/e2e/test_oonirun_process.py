@@ -11,8 +11,9 @@ import urllib.request
 import pytest
 
 from ooni_common.config import Config
-from ooniapi.core.auth import session_token
 from tests.e2e.standalone_process import standalone
+
+from ooniapi.core.auth import session_token
 
 pytestmark = pytest.mark.e2e
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ooni_common.config import Config
+
 from ooniapi.core.ratelimit import RateLimiter
 
 pytestmark = pytest.mark.e2e

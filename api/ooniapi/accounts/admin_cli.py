@@ -16,6 +16,7 @@ import sys
 
 from ooni_common.config import Config, ConfigError
 from ooni_common.db import DatabaseError, connect
+
 from ooniapi.accounts import store as accounts_store
 from ooniapi.core import auth
 from ooniapi.core.schema import ensure_schema

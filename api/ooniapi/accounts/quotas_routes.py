@@ -21,22 +21,7 @@ def quotas_summary():
     security:
       - bearer: []
     responses:
-      200:
-        description: >
-          Pairs of [client key, remaining seconds], ascending by remaining
-          seconds. A client key is an IPv4 /24 or IPv6 /64 network, or
-          `account:<account_id>` for token accounts.
-        schema:
-          type: array
-          items:
-            type: array
-            minItems: 2
-            maxItems: 2
-            items: {}
-          example: [["192.0.2.0/24", 3998.7]]
-      401:
-        description: not logged in, or not an admin
-        schema:
-          $ref: '#/definitions/Error'
+      200: {description: "Pairs of [client key, remaining seconds], ascending by remaining seconds. A client key is an IPv4 /24 or IPv6 /64 network, or `account:<account_id>` for token accounts.", schema: {$ref: '#/definitions/QuotasSummary'}}
+      401: {description: "not logged in, or not an admin", schema: {$ref: '#/definitions/Error'}}
     """
     return json_response(limiter(current_app).lowest_daily(20), nocache=True)

@@ -7,18 +7,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import yaml
 from flask import Blueprint, Response, request
 
 from ooniapi.accounts import mailer
 from ooniapi.accounts import store as accounts_store
 from ooniapi.core import auth
-from ooniapi.core.auth import (
-    credentialed,
-    current_session,
-    optional_session,
-    require_role,
-)
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest
 from ooniapi.core.http import json_response
@@ -27,31 +20,6 @@ log = logging.getLogger("ooni-api")
 
 bp = Blueprint("auth_routes", __name__)
 
-# Request bodies, named with $ref by the docstrings below.
-OPENAPI_DEFINITIONS = yaml.safe_load("""
-UserRegisterBody:
-  type: object
-  required: [email_address, redirect_to]
-  properties:
-    email_address: {type: string, example: nick@example.org}
-    redirect_to: {type: string, description: 'https URL of the UI that receives the login link; its host
-        must be one of LOGIN_REDIRECT_HOSTS (explorer.ooni.org, run.ooni.org, test-lists.ooni.org...)
-
-        ', example: 'https://explorer.ooni.org/'}
-SetAccountRoleBody:
-  type: object
-  required: [email_address, role]
-  properties:
-    email_address: {type: string}
-    role:
-      type: string
-      enum: [user, admin]
-SetSessionExpungeBody:
-  type: object
-  required: [email_address]
-  properties:
-    email_address: {type: string}
-""")
 
 def _body() -> dict[str, Any]:
     """The request's JSON object or HTML form (both accepted by legacy)."""
@@ -71,7 +39,7 @@ def _valid_email(value: Any) -> str:
 
 
 @bp.route("/api/v1/user_register", methods=["POST"])
-@credentialed
+@auth.credentialed
 def user_register() -> Response:
     """Send a login link by e-mail
     ---
@@ -80,19 +48,8 @@ def user_register() -> Response:
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UserRegisterBody'}, description: "also accepted as an HTML form with the same fields"}
     responses:
-      200:
-        description: >
-          the mail was handed to the mail server; the answer never says
-          whether the account already existed
-        schema:
-          type: object
-          properties:
-            msg: {type: string, enum: [ok]}
-      400:
-        description: >
-          "Invalid request" (no address, redirect host not allowed),
-          "Invalid email address", or "Unable to send the email"
-        schema: {$ref: "#/definitions/Error"}
+      200: {description: "the mail was handed to the mail server; the answer never says whether the account already existed", schema: {$ref: '#/definitions/UserRegister'}}
+      400: {description: '"Invalid request" (no address, redirect host not allowed), "Invalid email address", or "Unable to send the email"', schema: {$ref: '#/definitions/Error'}}
     """
     doc = _body()
     email = auth.normalize_email(doc.get("email_address"))
@@ -121,7 +78,7 @@ def user_register() -> Response:
 
 
 @bp.route("/api/v1/user_login", methods=["GET"])
-@credentialed
+@auth.credentialed
 def user_login() -> Response:
     """Exchange the token of a login link for a session token
     ---
@@ -129,22 +86,8 @@ def user_login() -> Response:
     parameters:
       - {name: k, in: query, type: string, required: true, description: "the registration token from the login link"}
     responses:
-      200:
-        description: >
-          a session token, to send as "Authorization: Bearer <token>"; its
-          role is the account's role at this login
-        schema:
-          type: object
-          properties:
-            bearer: {type: string}
-            redirect_to: {type: string}
-            email_address: {type: string}
-      401:
-        description: >
-          "Invalid credentials" (malformed, wrong kind of token, not yet
-          valid), "Invalid credential signature", "Expired token",
-          "Invalid token type"
-        schema: {$ref: "#/definitions/Error"}
+      200: {description: 'a session token, to send as "Authorization: Bearer <token>"; its role is the account''s role at this login', schema: {$ref: '#/definitions/UserLogin'}}
+      401: {description: '"Invalid credentials" (malformed, wrong kind of token, not yet valid), "Invalid credential signature", "Expired token", "Invalid token type"', schema: {$ref: '#/definitions/Error'}}
     """
     cfg = services().cfg
     reg = auth.decode_registration(cfg, request.args.get("k", ""))
@@ -157,7 +100,7 @@ def user_login() -> Response:
 
 
 @bp.route("/api/v1/user_refresh_token", methods=["GET"])
-@require_role("user", "admin")
+@auth.require_role("user", "admin")
 def user_refresh_token() -> Response:
     """Renew the caller's session token
     ---
@@ -166,26 +109,17 @@ def user_refresh_token() -> Response:
     parameters:
       - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
     responses:
-      200:
-        description: >
-          a new session token with the same account, role and login time:
-          refreshing never extends a login past LOGIN_EXPIRY_DAYS
-        schema:
-          type: object
-          properties:
-            bearer: {type: string}
-      401:
-        description: Authentication required, Authentication token expired
-        schema: {$ref: "#/definitions/Error"}
+      200: {description: "a new session token with the same account, role and login time: refreshing never extends a login past LOGIN_EXPIRY_DAYS", schema: {$ref: '#/definitions/UserRefreshToken'}}
+      401: {description: "Authentication required, Authentication token expired", schema: {$ref: '#/definitions/Error'}}
     """
-    sess = current_session()
+    sess = auth.current_session()
     bearer = auth.session_token(services().cfg, sess.account_id, sess.role,
                                 login_time=sess.login_time)
     return json_response({"bearer": bearer}, nocache=True)
 
 
 @bp.route("/api/v1/set_account_role", methods=["POST"])
-@require_role("admin")
+@auth.require_role("admin")
 def set_account_role() -> Response:
     """Set the role of an account (admin)
     ---
@@ -196,17 +130,9 @@ def set_account_role() -> Response:
       - $ref: '#/parameters/AdminToken'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SetAccountRoleBody'}}
     responses:
-      200:
-        description: >
-          stored; the role applies from the account's next login (or at
-          once together with set_session_expunge)
-        schema: {type: object}
-      400:
-        description: Invalid email address, Invalid role
-        schema: {$ref: "#/definitions/Error"}
-      401:
-        description: Authentication required, Role not authorized
-        schema: {$ref: "#/definitions/Error"}
+      200: {description: "stored; the role applies from the account's next login (or at once together with set_session_expunge)", schema: {$ref: '#/definitions/SetAccountRole'}}
+      400: {description: "Invalid email address, Invalid role", schema: {$ref: '#/definitions/Error'}}
+      401: {description: "Authentication required, Role not authorized", schema: {$ref: '#/definitions/Error'}}
     """
     doc = _body()
     email = _valid_email(doc.get("email_address"))
@@ -217,12 +143,12 @@ def set_account_role() -> Response:
     svc = services()
     aid = auth.account_id(svc.cfg, email)
     accounts_store.set_role(svc.db, aid, role)
-    log.info("role of account %s set to %s by %s", aid, role, current_session().account_id)
+    log.info("role of account %s set to %s by %s", aid, role, auth.current_session().account_id)
     return json_response({}, nocache=True)
 
 
 @bp.route("/api/v1/get_account_role/<email_address>", methods=["GET"])
-@require_role("admin")
+@auth.require_role("admin")
 def get_account_role(email_address: str) -> Response:
     """Role of an account (admin)
     ---
@@ -232,18 +158,9 @@ def get_account_role(email_address: str) -> Response:
       - $ref: '#/parameters/AdminToken'
       - {name: email_address, in: path, type: string, required: true}
     responses:
-      200:
-        description: the stored role
-        schema:
-          type: object
-          properties:
-            role: {type: string, enum: [user, admin]}
-      400:
-        description: Invalid email address, Account not found (no stored role)
-        schema: {$ref: "#/definitions/Error"}
-      401:
-        description: Authentication required, Role not authorized
-        schema: {$ref: "#/definitions/Error"}
+      200: {description: "the stored role", schema: {$ref: '#/definitions/GetAccountRole'}}
+      400: {description: "Invalid email address, Account not found (no stored role)", schema: {$ref: '#/definitions/Error'}}
+      401: {description: "Authentication required, Role not authorized", schema: {$ref: '#/definitions/Error'}}
     """
     email = _valid_email(email_address)
     svc = services()
@@ -254,7 +171,7 @@ def get_account_role(email_address: str) -> Response:
 
 
 @bp.route("/api/_/account_metadata", methods=["GET"])
-@optional_session
+@auth.optional_session
 def account_metadata() -> Response:
     """Whether the caller is logged in, and with which role
     ---
@@ -263,30 +180,17 @@ def account_metadata() -> Response:
     parameters:
       - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token"}
     responses:
-      200:
-        description: a valid session
-        schema:
-          type: object
-          properties:
-            logged_in: {type: boolean, enum: [true]}
-            role: {type: string, enum: [user, admin]}
-      401:
-        description: >
-          no valid session; the body is exactly {"logged_in": false}, with no
-          error key (the UIs rely on it)
-        schema:
-          type: object
-          properties:
-            logged_in: {type: boolean, enum: [false]}
+      200: {description: "a valid session", schema: {$ref: '#/definitions/AccountMetadata'}}
+      401: {description: 'no valid session; the body is exactly {"logged_in": false}, with no error key (the UIs rely on it)', schema: {$ref: '#/definitions/AccountMetadata401'}}
     """
-    sess = current_session()
+    sess = auth.current_session()
     if sess is None:
         return json_response({"logged_in": False}, 401, nocache=True)
     return json_response({"logged_in": True, "role": sess.role}, nocache=True)
 
 
 @bp.route("/api/v1/set_session_expunge", methods=["POST"])
-@require_role("admin")
+@auth.require_role("admin")
 def set_session_expunge() -> Response:
     """End every current session of an account (admin)
     ---
@@ -297,22 +201,13 @@ def set_session_expunge() -> Response:
       - $ref: '#/parameters/AdminToken'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SetSessionExpungeBody'}}
     responses:
-      200:
-        description: >
-          stored: role-protected routes now answer 401 "Authentication token
-          expired" to the account's tokens issued before this moment, so a
-          role change applies at once
-        schema: {type: object}
-      400:
-        description: Invalid email address
-        schema: {$ref: "#/definitions/Error"}
-      401:
-        description: Authentication required, Role not authorized
-        schema: {$ref: "#/definitions/Error"}
+      200: {description: 'stored: role-protected routes now answer 401 "Authentication token expired" to the account''s tokens issued before this moment, so a role change applies at once', schema: {$ref: '#/definitions/SetAccountRole'}}
+      400: {description: "Invalid email address", schema: {$ref: '#/definitions/Error'}}
+      401: {description: "Authentication required, Role not authorized", schema: {$ref: '#/definitions/Error'}}
     """
     email = _valid_email(_body().get("email_address"))
     svc = services()
     aid = auth.account_id(svc.cfg, email)
     accounts_store.expunge_sessions(svc.db, aid)
-    log.info("sessions of account %s expunged by %s", aid, current_session().account_id)
+    log.info("sessions of account %s expunged by %s", aid, auth.current_session().account_id)
     return json_response({}, nocache=True)

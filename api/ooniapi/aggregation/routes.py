@@ -14,6 +14,7 @@ import ujson
 from flask import Blueprint, Response, request
 
 from ooni_common.db import DatabaseError, QueryTimeout
+
 from ooniapi.core import params
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest
@@ -357,33 +358,9 @@ def aggregation() -> Response:
           probe_cc: {type: string}
           test_name: {type: string}
     responses:
-      200:
-        description: >
-          JSON: `result` is an object of counters with no axis, else a list of
-          objects (counters plus one key per axis) ascending by axis_x, axis_y.
-          CSV: header row of the sorted keys, one line per result.
-        schema:
-          type: object
-          properties:
-            v: {type: integer, enum: [0]}
-            dimension_count: {type: integer, enum: [0, 1, 2]}
-            result:
-              description: an AggregationCounters object (no axis) or a list of them
-              type: array
-              items: {$ref: '#/definitions/AggregationCounters'}
-            db_stats:
-              type: object
-              properties:
-                row_count: {type: integer}
-                bytes: {type: integer}
-                total_row_count: {type: integer}
-                elapsed_seconds: {type: number}
-      400:
-        description: invalid parameter or database error
-        schema: {$ref: '#/definitions/AggregationError'}
-      504:
-        description: the database query timed out
-        schema: {$ref: '#/definitions/AggregationError'}
+      200: {description: "JSON: `result` is an object of counters with no axis, else a list of objects (counters plus one key per axis) ascending by axis_x, axis_y. CSV: header row of the sorted keys, one line per result.", schema: {$ref: '#/definitions/Aggregation'}}
+      400: {description: "invalid parameter or database error", schema: {$ref: '#/definitions/AggregationError'}}
+      504: {description: "the database query timed out", schema: {$ref: '#/definitions/AggregationError'}}
     """
     q = parse_query(request.args)
     if q.format == "CSV":

@@ -14,6 +14,7 @@ from ooni_common.db import Database, DatabaseError, QueryTimeout
 from ooni_common.metrics import Metrics
 from ooni_common.metrics import from_config as metrics_from_config
 from ooni_common.spool import Spool
+
 from ooniapi.core import auth, openapi, ratelimit
 from ooniapi.core.context import Services
 from ooniapi.core.errors import ApiError
@@ -21,8 +22,8 @@ from ooniapi.core.http import OoniJSONProvider, json_response
 
 log = logging.getLogger("ooni-api")
 
-# One routes module per blueprint, each exposing a Blueprint named ``bp``, and
-# optionally ``init_app(app)`` and ``OPENAPI_DEFINITIONS`` (its area's shapes).
+# One routes module per blueprint, each exposing a Blueprint named ``bp`` and
+# optionally ``init_app(app)``; its package may hold an ``openapi.yml``.
 BLUEPRINTS = [
     "ooniapi.pages.routes",
     "ooniapi.accounts.quotas_routes",
@@ -68,17 +69,15 @@ def create_app(cfg: Config, *, db: Database | None = None,
     # First, so that its timer wraps every other hook of the request.
     ratelimit.init_app(app)
 
-    definitions: dict = {}
     for name in BLUEPRINTS:
         mod = importlib.import_module(name)
         app.register_blueprint(mod.bp)
-        definitions.update(getattr(mod, "OPENAPI_DEFINITIONS", {}))
         init = getattr(mod, "init_app", None)
         if init is not None:
             init(app)
 
     register_error_handlers(app)
-    openapi.init_app(app, definitions)
+    openapi.init_app(app, BLUEPRINTS)
 
     @app.after_request
     def _cors(resp):

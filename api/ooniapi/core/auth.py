@@ -41,6 +41,7 @@ from flask import Response, g, make_response, request
 
 from ooni_common.config import Config, ConfigError
 from ooni_common.timeutil import utcnow
+
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest, Unauthorized
 from ooniapi.core.http import json_response, set_nocache

@@ -3,15 +3,18 @@ from the YAML part of every route's docstring, served as JSON at
 ``/apispec_1.json`` (the legacy address) and ``/openapi.json``, and as the
 Swagger UI page at ``/apidocs/`` (api.md §3).
 
-Shapes used by more than one route are written once: the shared parameters,
-responses and definitions below, and each area's own ``OPENAPI_DEFINITIONS``
-(collected by the app factory). Route docstrings name them with ``$ref``.
+Shapes are written once and named with ``$ref`` by the route docstrings:
+the parameters, responses and definitions shared by every area below, and
+each area's request and answer shapes in the ``openapi.yml`` beside its
+routes.
 """
 from __future__ import annotations
 
 import copy
-from typing import Any
+import importlib.resources
+from typing import Any, Iterable
 
+import yaml
 from flasgger import Swagger
 from flask import Flask
 
@@ -133,12 +136,23 @@ CONFIG = {
 OWN_ENDPOINTS = ("flasgger.", "static", "openapi_json")
 
 
-def init_app(app: Flask, area_definitions: dict[str, Any] | None = None) -> Swagger:
+def area_definitions(route_modules: Iterable[str]) -> dict[str, Any]:
+    """The definitions of every area's ``openapi.yml``, keyed by name."""
+    out: dict[str, Any] = {}
+    for package in dict.fromkeys(m.rsplit(".", 1)[0] for m in route_modules):
+        res = importlib.resources.files(package) / "openapi.yml"
+        if not res.is_file():
+            continue
+        for name, schema in yaml.safe_load(res.read_text()).items():
+            if name in out or name in DEFINITIONS:
+                raise ValueError(f"OpenAPI definition {name} defined twice ({package})")
+            out[name] = schema
+    return out
+
+
+def init_app(app: Flask, route_modules: Iterable[str]) -> Swagger:
     template = copy.deepcopy(TEMPLATE)
-    for name, schema in (area_definitions or {}).items():
-        if name in template["definitions"] and template["definitions"][name] != schema:
-            raise ValueError(f"OpenAPI definition {name} defined twice")
-        template["definitions"][name] = schema
+    template["definitions"].update(area_definitions(route_modules))
     swagger = Swagger(app, template=template, config=CONFIG, merge=False)
 
     @app.route(OPENAPI_ROUTE, endpoint="openapi_json")

@@ -34,6 +34,7 @@ import lmdb
 from flask import Flask, Response, g, request
 
 from ooni_common.config import Config
+
 from ooniapi.core.client_ip import DEFAULT_TRUSTED_PROXIES, client_ip
 from ooniapi.core.errors import RateLimited
 from ooniapi.core.http import json_response

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ooni_common.db import Database
+
 from ooniapi.core.fixed_data import TEST_GROUPS
 
 DDL = [

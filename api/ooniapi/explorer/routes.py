@@ -12,20 +12,13 @@ from urllib.parse import urlencode, urljoin
 from flask import Blueprint, Response, request
 
 from ooni_common.db import DatabaseError, QueryTimeout
+
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest, DatabaseTimeout
 from ooniapi.core.fixed_data import COUNTRY_NAMES, TEST_NAMES, test_names_of_groups
 from ooniapi.core.http import json_response
 from ooniapi.core.params import parse_input, parse_int, parse_probe_asn, parse_probe_cc
-from ooniapi.explorer.stats import (
-    IM_TESTS,
-    ExplorerStats,
-    days,
-    fill_days,
-    notok_networks,
-    pivot_test_coverage,
-    runtime_grid,
-)
+from ooniapi.explorer import stats
 
 log = logging.getLogger("ooni-api")
 
@@ -37,10 +30,10 @@ MAX_TEXT = 2048
 WEBSITE_URLS_MAX_LIMIT = 10_000
 
 
-def _stats() -> ExplorerStats:
+def _stats() -> stats.ExplorerStats:
     svc = services()
     # api.md §17: interactive queries run at priority 3 with a 28 s cap.
-    return ExplorerStats(svc.db, {
+    return stats.ExplorerStats(svc.db, {
         "max_execution_time": svc.cfg.get_int("QUERY_MAX_EXECUTION_TIME", 28),
         "priority": 3,
     })
@@ -92,15 +85,7 @@ def asn_by_month() -> Response:
     tags: [private]
     summary: Network count per month over the last 24 months
     responses:
-      200:
-        description: Months with data, ascending, from 24 months ago to the current month.
-        schema:
-          type: array
-          items:
-            type: object
-            properties:
-              date: {type: string, example: "2021-07-01T00:00:00+00:00"}
-              value: {type: integer, example: 4411}
+      200: {description: "Months with data, ascending, from 24 months ago to the current month.", schema: {$ref: '#/definitions/AsnByMonth'}}
     """
     return json_response(_monthly(_stats().distinct_by_month("probe_asn"), "value"),
                          max_age=86400)
@@ -113,15 +98,7 @@ def countries_by_month() -> Response:
     tags: [private]
     summary: Country count per month over the last 24 months
     responses:
-      200:
-        description: Months with data, ascending, from 24 months ago to the current month.
-        schema:
-          type: array
-          items:
-            type: object
-            properties:
-              date: {type: string, example: "2021-07-01T00:00:00+00:00"}
-              value: {type: integer, example: 170}
+      200: {description: "Months with data, ascending, from 24 months ago to the current month.", schema: {$ref: '#/definitions/CountriesByMonth'}}
     """
     return json_response(_monthly(_stats().distinct_by_month("probe_cc"), "value"),
                          max_age=86400)
@@ -134,18 +111,7 @@ def test_names() -> Response:
     tags: [private]
     summary: Test ids and display names for Explorer
     responses:
-      200:
-        description: The 24 tests of api.md §20.1, in a fixed order.
-        schema:
-          type: object
-          properties:
-            test_names:
-              type: array
-              items:
-                type: object
-                properties:
-                  id: {type: string, example: web_connectivity}
-                  name: {type: string, example: Web Connectivity}
+      200: {description: "The 24 tests of api.md §20.1, in a fixed order.", schema: {$ref: '#/definitions/TestNames'}}
     """
     return json_response({"test_names": [{"id": i, "name": n} for i, n in TEST_NAMES]},
                          max_age=3600)
@@ -158,21 +124,7 @@ def countries() -> Response:
     tags: [private]
     summary: Countries with measurements, with their names and counts
     responses:
-      200:
-        description: >
-          Measurement count per country over all time, ordered by country code.
-          Codes without a country name (ZZ) are left out.
-        schema:
-          type: object
-          properties:
-            countries:
-              type: array
-              items:
-                type: object
-                properties:
-                  alpha_2: {type: string, example: CA}
-                  name: {type: string, example: Canada}
-                  count: {type: integer, example: 1234}
+      200: {description: "Measurement count per country over all time, ordered by country code. Codes without a country name (ZZ) are left out.", schema: {$ref: '#/definitions/Countries'}}
     """
     out = [{"alpha_2": cc, "name": COUNTRY_NAMES[cc], "count": n}
            for cc, n in _stats().count_by_country() if cc in COUNTRY_NAMES]
@@ -189,29 +141,7 @@ def test_coverage() -> Response:
       - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
       - {name: test_groups, in: query, type: string, description: "comma separated test group names, e.g. websites,im"}
     responses:
-      200:
-        description: >
-          test_coverage: one entry per (test group, day) for the days
-          [today-32, today-2), zero-filled; network_coverage: distinct ASNs per
-          day for [today-31, today-1), restricted to the given test groups.
-        schema:
-          type: object
-          properties:
-            test_coverage:
-              type: array
-              items:
-                type: object
-                properties:
-                  count: {type: integer}
-                  test_day: {type: string, example: "2021-10-16"}
-                  test_group: {type: string, example: websites}
-            network_coverage:
-              type: array
-              items:
-                type: object
-                properties:
-                  count: {type: integer}
-                  test_day: {type: string, example: "2021-10-16"}
+      200: {description: "test_coverage: one entry per (test group, day) for the days [today-32, today-2), zero-filled; network_coverage: distinct ASNs per day for [today-31, today-1), restricted to the given test groups.", schema: {$ref: '#/definitions/TestCoverage'}}
       400: {$ref: '#/responses/BadProbeCC'}
     """
     cc = _probe_cc()
@@ -220,12 +150,12 @@ def test_coverage() -> Response:
     st = _stats()
     today = st.today()
     t = dt.timedelta
-    tc_window = days(today - t(days=32), today - t(days=2))
-    tc = pivot_test_coverage(st.test_group_counts(cc, tc_window[0], today - t(days=2)),
+    tc_window = stats.days(today - t(days=32), today - t(days=2))
+    tc = stats.pivot_test_coverage(st.test_group_counts(cc, tc_window[0], today - t(days=2)),
                              st.test_group_names(), tc_window)
-    nc_window = days(today - t(days=31), today - t(days=1))
+    nc_window = stats.days(today - t(days=31), today - t(days=1))
     tests = None if groups is None else test_names_of_groups(groups)
-    nc = fill_days(st.networks_per_day(cc, nc_window[0], today - t(days=1), tests), nc_window)
+    nc = stats.fill_days(st.networks_per_day(cc, nc_window[0], today - t(days=1), tests), nc_window)
     return json_response({
         "network_coverage": [{"count": r.count, "test_day": r.test_day} for r in nc],
         "test_coverage": [{"count": r.count, "test_day": r.test_day, "test_group": r.test_group}
@@ -233,7 +163,7 @@ def test_coverage() -> Response:
     }, max_age=3600)
 
 
-def _last_31_days(st: ExplorerStats) -> tuple[dt.date, dt.date]:
+def _last_31_days(st: stats.ExplorerStats) -> tuple[dt.date, dt.date]:
     today = st.today()
     return today - dt.timedelta(days=31), today
 
@@ -247,18 +177,7 @@ def website_networks() -> Response:
     parameters:
       - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
     responses:
-      200:
-        description: All tests from today-31 to yesterday, per ASN, by count descending.
-        schema:
-          type: object
-          properties:
-            results:
-              type: array
-              items:
-                type: object
-                properties:
-                  count: {type: integer, example: 120}
-                  probe_asn: {type: integer, example: 3269}
+      200: {description: "All tests from today-31 to yesterday, per ASN, by count descending.", schema: {$ref: '#/definitions/WebsiteNetworks'}}
       400: {$ref: '#/responses/BadProbeCC'}
     """
     cc = _probe_cc()
@@ -279,25 +198,8 @@ def website_stats() -> Response:
       - {name: probe_asn, in: query, type: string, required: true, description: "ASN, e.g. 3269 or AS3269"}
       - {name: input, in: query, type: string, required: true, description: the tested URL}
     responses:
-      200:
-        description: One entry per day with measurements, ascending.
-        schema:
-          type: object
-          properties:
-            results:
-              type: array
-              items:
-                type: object
-                properties:
-                  test_day: {type: string, example: "2021-07-09"}
-                  anomaly_count: {type: integer}
-                  confirmed_count: {type: integer}
-                  failure_count: {type: integer}
-                  total_count: {type: integer}
-      400:
-        description: missing or incorrect probe_cc, probe_asn or input
-        schema:
-          $ref: '#/definitions/Error'
+      200: {description: "One entry per day with measurements, ascending.", schema: {$ref: '#/definitions/WebsiteStats'}}
+      400: {description: "missing or incorrect probe_cc, probe_asn or input", schema: {$ref: '#/definitions/Error'}}
     """
     cc = _probe_cc()
     asn = _probe_asn()
@@ -324,36 +226,8 @@ def website_urls() -> Response:
       - {name: limit, in: query, type: integer, default: 10, description: "page size; 0 or less means 10"}
       - {name: offset, in: query, type: integer, default: 0}
     responses:
-      200:
-        description: >
-          Ordered by confirmed, total and anomaly counts (descending), then URL.
-          metadata.total_count is the number of distinct URLs; next_url is set
-          when the page is full.
-        schema:
-          type: object
-          properties:
-            metadata:
-              type: object
-              properties:
-                offset: {type: integer}
-                limit: {type: integer}
-                current_page: {type: integer}
-                total_count: {type: integer}
-                next_url: {type: string, x-nullable: true}
-            results:
-              type: array
-              items:
-                type: object
-                properties:
-                  input: {type: string}
-                  anomaly_count: {type: integer}
-                  confirmed_count: {type: integer}
-                  failure_count: {type: integer}
-                  total_count: {type: integer}
-      400:
-        description: bad probe_cc, probe_asn, limit or offset
-        schema:
-          $ref: '#/definitions/Error'
+      200: {description: "Ordered by confirmed, total and anomaly counts (descending), then URL. metadata.total_count is the number of distinct URLs; next_url is set when the page is full.", schema: {$ref: '#/definitions/WebsiteUrls'}}
+      400: {description: "bad probe_cc, probe_asn, limit or offset", schema: {$ref: '#/definitions/Error'}}
     """
     limit = parse_int("limit", request.args.get("limit"), 10, maximum=WEBSITE_URLS_MAX_LIMIT)
     if limit <= 0:
@@ -387,28 +261,7 @@ def vanilla_tor_stats() -> Response:
     parameters:
       - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
     responses:
-      200:
-        description: >
-          success_count = total_count minus anomalies; a network is "not ok" with
-          more than 5 measurements and under 60% successes.
-        schema:
-          type: object
-          properties:
-            networks:
-              type: array
-              items:
-                type: object
-                properties:
-                  probe_asn: {type: integer}
-                  total_count: {type: integer}
-                  success_count: {type: integer}
-                  failure_count: {type: integer}
-                  last_tested: {type: string, example: "2021-07-09"}
-                  test_runtime_avg: {type: number, x-nullable: true}
-                  test_runtime_max: {type: number, x-nullable: true}
-                  test_runtime_min: {type: number, x-nullable: true}
-            notok_networks: {type: integer}
-            last_tested: {type: string, x-nullable: true}
+      200: {description: 'success_count = total_count minus anomalies; a network is "not ok" with more than 5 measurements and under 60% successes.', schema: {$ref: '#/definitions/VanillaTorStats'}}
       400: {$ref: '#/responses/BadProbeCC'}
     """
     cc = _probe_cc()
@@ -420,7 +273,7 @@ def vanilla_tor_stats() -> Response:
             "success_count": n.success_count, "failure_count": n.failure_count,
             "last_tested": n.last_tested, "test_runtime_avg": None,
             "test_runtime_max": None, "test_runtime_min": None} for n in nets],
-        "notok_networks": notok_networks(nets),
+        "notok_networks": stats.notok_networks(nets),
         "last_tested": max((n.last_tested for n in nets), default=None),
     }, max_age=0)
 
@@ -434,27 +287,7 @@ def im_networks() -> Response:
     parameters:
       - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
     responses:
-      200:
-        description: >
-          One key per IM test (facebook_messenger, signal, telegram, whatsapp)
-          with data; ok_networks by measurement count descending;
-          anomaly_networks is always empty.
-        schema:
-          type: object
-          additionalProperties:
-            type: object
-            properties:
-              anomaly_networks: {type: array, items: {type: object}}
-              ok_networks:
-                type: array
-                items:
-                  type: object
-                  properties:
-                    asn: {type: integer}
-                    name: {type: string}
-                    total_count: {type: integer}
-                    last_tested: {type: string, example: "2021-07-09"}
-              last_tested: {type: string, example: "2021-07-09"}
+      200: {description: "One key per IM test (facebook_messenger, signal, telegram, whatsapp) with data; ok_networks by measurement count descending; anomaly_networks is always empty.", schema: {$ref: '#/definitions/ImNetworks'}}
       400: {$ref: '#/responses/BadProbeCC'}
     """
     cc = _probe_cc()
@@ -480,26 +313,11 @@ def im_stats() -> Response:
       - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
       - {name: probe_asn, in: query, type: string, required: true, description: "ASN, e.g. 3269 or AS3269"}
     responses:
-      200:
-        description: Exactly 32 entries, one per day, zero-filled; anomaly_count is always null.
-        schema:
-          type: object
-          properties:
-            results:
-              type: array
-              items:
-                type: object
-                properties:
-                  test_day: {type: string, example: "2021-06-08T00:00:00+00:00"}
-                  total_count: {type: integer}
-                  anomaly_count: {type: integer, x-nullable: true}
-      400:
-        description: invalid test_name, or missing or incorrect probe_cc / probe_asn
-        schema:
-          $ref: '#/definitions/Error'
+      200: {description: "Exactly 32 entries, one per day, zero-filled; anomaly_count is always null.", schema: {$ref: '#/definitions/ImStats'}}
+      400: {description: "invalid test_name, or missing or incorrect probe_cc / probe_asn", schema: {$ref: '#/definitions/Error'}}
     """
     test_name = request.args.get("test_name")
-    if test_name not in IM_TESTS:
+    if test_name not in stats.IM_TESTS:
         raise BadRequest("invalid test_name")
     cc = _probe_cc()
     asn = _probe_asn()
@@ -507,8 +325,8 @@ def im_stats() -> Response:
     today = st.today()
     # today-31 .. today inclusive: 32 days.
     end = today + dt.timedelta(days=1)
-    window = days(today - dt.timedelta(days=31), end)
-    rows = fill_days(st.test_counts_by_day(test_name, cc, asn, window[0], end), window)
+    window = stats.days(today - dt.timedelta(days=31), end)
+    rows = stats.fill_days(st.test_counts_by_day(test_name, cc, asn, window[0], end), window)
     return json_response({"results": [{
         "test_day": _iso_midnight(r.test_day), "total_count": r.count, "anomaly_count": None}
         for r in rows]}, max_age=3600)
@@ -523,16 +341,7 @@ def country_overview() -> Response:
     parameters:
       - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
     responses:
-      200:
-        description: >
-          Over all time since 2012-12-01; first_bucket_date is the date of the
-          oldest measurement, null when the country has none.
-        schema:
-          type: object
-          properties:
-            first_bucket_date: {type: string, x-nullable: true, example: "2012-12-01"}
-            measurement_count: {type: integer}
-            network_count: {type: integer}
+      200: {description: "Over all time since 2012-12-01; first_bucket_date is the date of the oldest measurement, null when the country has none.", schema: {$ref: '#/definitions/CountryOverview'}}
       400: {$ref: '#/responses/BadProbeCC'}
     """
     cc = _probe_cc()
@@ -549,14 +358,7 @@ def global_overview() -> Response:
     tags: [private]
     summary: Totals over the whole measurement table
     responses:
-      200:
-        description: Distinct networks and countries, and measurements, over all time.
-        schema:
-          type: object
-          properties:
-            network_count: {type: integer}
-            country_count: {type: integer}
-            measurement_count: {type: integer}
+      200: {description: "Distinct networks and countries, and measurements, over all time.", schema: {$ref: '#/definitions/GlobalOverview'}}
     """
     o = _stats().global_overview()
     return json_response({"network_count": o.network_count, "country_count": o.country_count,
@@ -570,14 +372,7 @@ def global_overview_by_month() -> Response:
     tags: [private]
     summary: Monthly global totals over the last 24 months
     responses:
-      200:
-        description: Three series of {date, value}, months with data, ascending.
-        schema:
-          type: object
-          properties:
-            networks_by_month: {type: array, items: {type: object, properties: {date: {type: string}, value: {type: integer}}}}
-            countries_by_month: {type: array, items: {type: object, properties: {date: {type: string}, value: {type: integer}}}}
-            measurements_by_month: {type: array, items: {type: object, properties: {date: {type: string}, value: {type: integer}}}}
+      200: {description: "Three series of {date, value}, months with data, ascending.", schema: {$ref: '#/definitions/GlobalOverviewByMonth'}}
     """
     rows = _stats().monthly_totals()
     return json_response({
@@ -594,22 +389,7 @@ def circumvention_stats_by_country() -> Response:
     tags: [private]
     summary: torsf, tor, stunreachability, psiphon and riseupvpn measurements per country
     responses:
-      200:
-        description: >
-          Last 6 months up to yesterday, ordered by country. A database error is
-          answered 200 with {"v": 0, "error": ...} and max-age 0 (api.md §6).
-        schema:
-          type: object
-          properties:
-            v: {type: integer, enum: [0]}
-            results:
-              type: array
-              items:
-                type: object
-                properties:
-                  probe_cc: {type: string}
-                  cnt: {type: integer}
-            error: {type: string}
+      200: {description: 'Last 6 months up to yesterday, ordered by country. A database error is answered 200 with {"v": 0, "error": ...} and max-age 0 (api.md §6).', schema: {$ref: '#/definitions/CircumventionStatsByCountry'}}
     """
     try:
         st = _stats()
@@ -628,28 +408,8 @@ def circumvention_runtime_stats() -> Response:
     tags: [private]
     summary: p50/p90 of test_runtime and count, per test, country and day
     responses:
-      200:
-        description: >
-          Last 6 months up to yesterday. The full product of the test names,
-          countries and dates seen; v is [p50, p90, count], or [] for a cell
-          without data.
-        schema:
-          type: object
-          properties:
-            v: {type: integer, enum: [0]}
-            results:
-              type: array
-              items:
-                type: object
-                properties:
-                  test_name: {type: string}
-                  probe_cc: {type: string}
-                  date: {type: string, example: "2021-07-09"}
-                  v: {type: array, items: {type: number}}
-      400:
-        description: database error
-        schema:
-          $ref: '#/definitions/AggregationError'
+      200: {description: "Last 6 months up to yesterday. The full product of the test names, countries and dates seen; v is [p50, p90, count], or [] for a cell without data.", schema: {$ref: '#/definitions/CircumventionRuntimeStats'}}
+      400: {description: "database error", schema: {$ref: '#/definitions/AggregationError'}}
     """
     try:
         st = _stats()
@@ -657,7 +417,7 @@ def circumvention_runtime_stats() -> Response:
     except DatabaseError as e:
         raise _db_error_v0(e, 400) from None
     return json_response({"v": 0, "results": [
-        {"test_name": t, "probe_cc": c, "date": d, "v": v} for t, c, d, v in runtime_grid(rows)]},
+        {"test_name": t, "probe_cc": c, "date": d, "v": v} for t, c, d, v in stats.runtime_grid(rows)]},
         max_age=86400)
 
 
@@ -670,20 +430,8 @@ def domain_metadata() -> Response:
     parameters:
       - {name: domain, in: query, type: string, required: true, x-example: www.facebook.com}
     responses:
-      200:
-        description: >
-          The category and domain of the test-list entry with the shortest URL
-          for the domain with or without "www.", global list first; MISC and
-          the domain without "www." when no list has it.
-        schema:
-          type: object
-          properties:
-            category_code: {type: string, example: GRP}
-            canonical_domain: {type: string, example: www.facebook.com}
-      400:
-        description: missing domain
-        schema:
-          $ref: '#/definitions/Error'
+      200: {description: 'The category and domain of the test-list entry with the shortest URL for the domain with or without "www.", global list first; MISC and the domain without "www." when no list has it.', schema: {$ref: '#/definitions/DomainMetadata'}}
+      400: {description: "missing domain", schema: {$ref: '#/definitions/Error'}}
     """
     domain = (request.args.get("domain") or "").strip()
     if not domain:
@@ -704,16 +452,8 @@ def asnmeta() -> Response:
     parameters:
       - {name: asn, in: query, type: string, required: true, description: "ASN, e.g. 3269 or AS3269"}
     responses:
-      200:
-        description: The newest known name, or "Unknown".
-        schema:
-          type: object
-          properties:
-            org_name: {type: string, example: Telecom Italia}
-      400:
-        description: missing or non-integer asn
-        schema:
-          $ref: '#/definitions/Error'
+      200: {description: 'The newest known name, or "Unknown".', schema: {$ref: '#/definitions/Asnmeta'}}
+      400: {description: "missing or non-integer asn", schema: {$ref: '#/definitions/Error'}}
     """
     raw = request.args.get("asn")
     if not raw:
@@ -733,20 +473,7 @@ def networks() -> Response:
     tags: [private]
     summary: Measurement count and organisation name per ASN, over all time
     responses:
-      200:
-        description: Ordered by ASN; org_name is "" when unknown.
-        schema:
-          type: object
-          properties:
-            v: {type: integer, enum: [0]}
-            results:
-              type: array
-              items:
-                type: object
-                properties:
-                  probe_asn: {type: integer}
-                  cnt: {type: integer}
-                  org_name: {type: string}
+      200: {description: 'Ordered by ASN; org_name is "" when unknown.', schema: {$ref: '#/definitions/Networks'}}
       500: {$ref: '#/responses/DatabaseError'}
     """
     try:
@@ -765,23 +492,7 @@ def domains() -> Response:
     tags: [private]
     summary: Test-list domains, category codes and measurement counts
     responses:
-      200:
-        description: >
-          Domains of the test lists that have a category (the global list's
-          category preferred), with their web_connectivity measurement count
-          over all time (0 when none), ordered by domain.
-        schema:
-          type: object
-          properties:
-            v: {type: integer, enum: [0]}
-            results:
-              type: array
-              items:
-                type: object
-                properties:
-                  domain_name: {type: string, example: twitter.com}
-                  category_code: {type: string, example: GRP}
-                  measurement_count: {type: integer}
+      200: {description: "Domains of the test lists that have a category (the global list's category preferred), with their web_connectivity measurement count over all time (0 when none), ordered by domain.", schema: {$ref: '#/definitions/Domains'}}
       500: {$ref: '#/responses/DatabaseError'}
     """
     try:

@@ -15,6 +15,7 @@ from itertools import product
 from typing import Any, Mapping
 
 from ooni_common.db import Database
+
 from ooniapi.core.fixed_data import CIRCUMVENTION_TESTS, TEST_GROUPS
 
 IM_TESTS = tuple(sorted(TEST_GROUPS["im"]))

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ooni_common.timeutil import utcnow
+
 from ooniapi.core import strict_json
 from ooniapi.core.auth import Session, current_session, optional_session, require_role
 from ooniapi.core.auth import account_id as email_account_id

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ooni_common.db import Database
+
 from ooniapi.core.ids import generate_int_id
 
 

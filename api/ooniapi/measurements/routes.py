@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
-import yaml
 from flask import Blueprint, Response, request
 
 from ooni_common.timeutil import iso_z, utcnow
+
 from ooniapi.core.auth import current_session, optional_session, require_role
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, Forbidden, NotFound
@@ -41,15 +41,6 @@ from ooniapi.measurements.bodies import BodyKey, body_lookup
 
 bp = Blueprint("measurements", __name__)
 
-# Request bodies, named with $ref by the docstrings below.
-OPENAPI_DEFINITIONS = yaml.safe_load("""
-SubmitMeasurementFeedbackBody:
-  type: object
-  required: [measurement_uid, status]
-  properties:
-    measurement_uid: {type: string}
-    status: {type: string, description: "blocked, blocked.dns, ok, down, ... (api.md \xA74.7)"}
-""")
 
 MAX_LIMIT = 100
 ORDER_BY_CHOICES = list(cursor_mod.ORDER_COLUMNS)

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from ooni_common.timeutil import iso_z
+
 from ooniapi.core.errors import BadRequest, OoniError
 
 INTL_FIELDS = ("name_intl", "short_description_intl", "description_intl")

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ooni_common.timeutil import utcnow
+
 from ooniapi.core import strict_json
 from ooniapi.core.auth import current_session, optional_session, require_role
 from ooniapi.core.context import services

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ooni_common.db import Database, DatabaseError
+
 from ooniapi.prioritization.ranking import (
     Entry,
     Ranking,

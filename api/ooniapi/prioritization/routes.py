@@ -8,10 +8,10 @@ import logging
 import re
 from typing import Any
 
-import yaml
 from flask import Blueprint, Flask, Response, request
 
 from ooni_common.db import DatabaseError
+
 from ooniapi.core.auth import require_role
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, OoniError, StorageUnavailable
@@ -26,14 +26,6 @@ log = logging.getLogger("ooni-api.prioritization")
 
 bp = Blueprint("prioritization", __name__)
 
-# Request bodies, named with $ref by the docstrings below.
-OPENAPI_DEFINITIONS = yaml.safe_load("""
-UpdateUrlPriorityBody:
-  type: object
-  properties:
-    old_entry: {type: object, description: the rule to delete (omit to add)}
-    new_entry: {type: object, description: the rule to add (omit to delete)}
-""")
 
 DEFAULT_LIMIT = 9999
 _RULE_KEYS = {"category_code", "cc", "domain", "url", "priority"}

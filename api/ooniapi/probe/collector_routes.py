@@ -13,24 +13,14 @@ from flask import Blueprint, Response, current_app, request
 
 from ooni_common.spool import SpoolError
 from ooni_common.timeutil import utcnow
+
 from ooniapi.core import ids
 from ooniapi.core.context import services
 from ooniapi.core.errors import StorageUnavailable
 from ooniapi.core.http import json_response
-from ooniapi.probe import schemas
-from ooniapi.probe.upload import (
-    check_content_type,
-    check_open_report,
-    check_single_shot,
-    check_upload,
-    decode_body,
-    parse_report_target,
-    spooled_single_shot,
-)
+from ooniapi.probe import upload
 
 log = logging.getLogger("ooni-api")
-
-OPENAPI_DEFINITIONS = schemas.DEFINITIONS
 
 bp = Blueprint("submission", __name__)
 
@@ -38,10 +28,10 @@ BACKEND_VERSION = "1.3.5"
 
 
 def _request_body() -> bytes:
-    check_content_type(request.headers.get("Content-Type"))
+    upload.check_content_type(request.headers.get("Content-Type"))
     # get_data enforces MAX_CONTENT_LENGTH (413) on the bytes as sent.
     raw = request.get_data(cache=False)
-    return decode_body(raw, request.headers.get("Content-Encoding"),
+    return upload.decode_body(raw, request.headers.get("Content-Encoding"),
                        current_app.config["MAX_CONTENT_LENGTH"])
 
 
@@ -69,19 +59,12 @@ def open_report() -> Response:
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/OpenReportBody'}}
     responses:
-      200:
-        description: the new report_id
-        schema:
-          type: object
-          properties:
-            backend_version: {type: string}
-            supported_formats: {type: array, items: {type: string}}
-            report_id: {type: string}
+      200: {description: "the new report_id", schema: {$ref: '#/definitions/OpenReport'}}
       400: {description: "body is not a JSON object or test_name is invalid"}
     """
     svc = services()
     with svc.metrics.timer("open_report"):
-        meta = check_open_report(request.get_data(cache=False))
+        meta = upload.check_open_report(request.get_data(cache=False))
         rid = ids.generate_report_id(meta.test_name, meta.cc, meta.asn, svc.cfg.collector_id,
                                      utcnow())
         return json_response({"backend_version": BACKEND_VERSION,
@@ -100,9 +83,7 @@ def receive_measurement(report_id: str) -> Response:
       - $ref: '#/parameters/ContentEncoding'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/ReceiveMeasurementBody'}, description: "the probe upload, at most MAX_BODY_SIZE bytes (default 32 MiB)"}
     responses:
-      200:
-        description: stored durably
-        schema: {$ref: '#/definitions/StoredMeasurement'}
+      200: {description: "stored durably", schema: {$ref: '#/definitions/StoredMeasurement'}}
       400: {description: "malformed report_id or upload"}
       413: {$ref: '#/responses/TooLarge'}
       415: {$ref: '#/responses/UnsupportedMedia'}
@@ -110,12 +91,12 @@ def receive_measurement(report_id: str) -> Response:
     """
     svc = services()
     with svc.metrics.timer("receive_measurement"):
-        target = parse_report_target(report_id)
+        target = upload.parse_report_target(report_id)
         if target.discarded:
             svc.metrics.incr("discarded_measurement")
             return json_response({}, nocache=True)
         body = _request_body()
-        doc = check_upload(body)
+        doc = upload.check_upload(body)
         content = doc["content"]
         if isinstance(content, dict) and content.get("report_id") not in (None, report_id):
             log.debug("report_id in body differs from %s", report_id)
@@ -148,9 +129,7 @@ def submit_measurement() -> Response:
       - $ref: '#/parameters/ContentEncoding'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SubmitMeasurementBody'}, description: "at most MAX_BODY_SIZE bytes (default 32 MiB)"}
     responses:
-      200:
-        description: stored durably
-        schema: {$ref: '#/definitions/StoredMeasurement'}
+      200: {description: "stored durably", schema: {$ref: '#/definitions/StoredMeasurement'}}
       400: {description: "malformed upload"}
       413: {$ref: '#/responses/TooLarge'}
       415: {$ref: '#/responses/UnsupportedMedia'}
@@ -158,7 +137,7 @@ def submit_measurement() -> Response:
     """
     svc = services()
     with svc.metrics.timer("submit_measurement"):
-        msmt = check_single_shot(_request_body())
+        msmt = upload.check_single_shot(_request_body())
         if msmt.discarded:
             svc.metrics.incr("discarded_measurement")
             return json_response({}, nocache=True)
@@ -167,7 +146,7 @@ def submit_measurement() -> Response:
         # The fastpath drops measurements without a report_id, and the probe
         # never learns this one: the server's id is the only one.
         msmt.content["report_id"] = rid
-        body = spooled_single_shot(msmt.content)
+        body = upload.spooled_single_shot(msmt.content)
         uid = ids.build_uid(now, msmt.cc, ids.compact_testname(msmt.test_name), body)
         _store(uid, body)
         return json_response({"measurement_uid": uid, "report_id": rid}, nocache=True)

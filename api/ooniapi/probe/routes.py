@@ -13,30 +13,17 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request
 
 from ooni_common.timeutil import utcnow
-from ooniapi.core import auth, ids
+
+from ooniapi.core import auth, ids, validation
 from ooniapi.core.client_ip import DEFAULT_TRUSTED_PROXIES, client_ip, parse_networks
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest
 from ooniapi.core.http import json_response
-from ooniapi.core.validation import (
-    category_codes,
-    check_cc,
-    json_body,
-    opt_asn,
-    opt_bool,
-    opt_cc,
-    opt_choice,
-    opt_str,
-    opt_str_list,
-)
 from ooniapi.prioritization import checkin
-from ooniapi.probe import schemas
 from ooniapi.probe.conf import ProbeConf
 from ooniapi.probe.geoip import GeoIP, Location
 
 log = logging.getLogger("ooni-api.probe_services")
-
-OPENAPI_DEFINITIONS = schemas.DEFINITIONS
 
 bp = Blueprint("probe_services", __name__)
 
@@ -123,19 +110,19 @@ def geolocate(ip: str | None) -> Location:
 
 def _checkin_common() -> dict[str, Any]:
     """Validates the check-in body and computes what both versions share."""
-    body = json_body()
-    probe_cc = opt_cc(body)
-    probe_asn = opt_asn(body)
-    opt_str(body, "platform", 32)
-    opt_str(body, "software_name", 64)
-    opt_str(body, "software_version", 64)
-    opt_bool(body, "on_wifi")
-    charging = opt_bool(body, "charging")
-    run_type = opt_choice(body, "run_type", ("manual", "timed")) or "timed"
+    body = validation.json_body()
+    probe_cc = validation.opt_cc(body)
+    probe_asn = validation.opt_asn(body)
+    validation.opt_str(body, "platform", 32)
+    validation.opt_str(body, "software_name", 64)
+    validation.opt_str(body, "software_version", 64)
+    validation.opt_bool(body, "on_wifi")
+    charging = validation.opt_bool(body, "charging")
+    run_type = validation.opt_choice(body, "run_type", ("manual", "timed")) or "timed"
     wc = body.get("web_connectivity")
     if wc is not None and not isinstance(wc, dict):
         raise BadRequest("Invalid web_connectivity: expected an object")
-    codes = category_codes((wc or {}).get("category_codes"))
+    codes = validation.category_codes((wc or {}).get("category_codes"))
 
     ip = probe_ip()
     loc = geolocate(ip)
@@ -182,10 +169,7 @@ def check_in() -> Response:
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/CheckInBody'}}
     responses:
-      200:
-        description: >-
-          {v, probe_cc, probe_asn, probe_network_name, utc_time, conf: {features,
-          test_helpers}, tests: {<test_name>: {report_id}, web_connectivity: {report_id, urls}}}
+      200: {description: "{v, probe_cc, probe_asn, probe_network_name, utc_time, conf: {features, test_helpers}, tests: {<test_name>: {report_id}, web_connectivity: {report_id, urls}}}"}
       400: {description: "invalid body or field"}
     """
     svc = services()
@@ -268,7 +252,7 @@ def geolookup() -> Response:
       200: {description: '{"v": 1, "geolocation": {"<ip>": {"cc": "IT", "asn": 3269, "as_name": "..."}}}'}
       400: {description: "invalid body"}
     """
-    body = json_body()
+    body = validation.json_body()
     addrs = body.get("addresses")
     if not isinstance(addrs, list) or not all(isinstance(a, str) for a in addrs):
         raise BadRequest("Invalid addresses: expected a list of strings")
@@ -298,16 +282,16 @@ def register() -> Response:
     """
     if request.mimetype != "application/json":
         raise BadRequest("error: JSON expected!")
-    body = json_body()
+    body = validation.json_body()
     pw = body.get("password")
     if pw is not None and (not isinstance(pw, str) or len(pw) > 1024):
         raise BadRequest("Invalid password: expected a string")
-    opt_str(body, "platform", 32)
-    opt_cc(body)
-    opt_asn(body)
-    opt_str(body, "software_name", 64)
-    opt_str(body, "software_version", 64)
-    opt_str_list(body, "supported_tests")
+    validation.opt_str(body, "platform", 32)
+    validation.opt_cc(body)
+    validation.opt_asn(body)
+    validation.opt_str(body, "software_name", 64)
+    validation.opt_str(body, "software_version", 64)
+    validation.opt_str_list(body, "supported_tests")
     return json_response({"client_id": auth.probe_client_id(services().cfg)}, nocache=True)
 
 
@@ -324,7 +308,7 @@ def login() -> Response:
       400: {description: "not JSON or an invalid field"}
       401: {description: "forged or foreign client_id"}
     """
-    body = json_body()
+    body = validation.json_body()
     username = body.get("username")
     password = body.get("password")
     if username is not None and (not isinstance(username, str) or len(username) > 4096):
@@ -401,7 +385,7 @@ def tor_targets() -> Response:
     """
     cc = request.args.get("country_code")
     if cc:
-        check_cc(cc, "country_code")
+        validation.check_cc(cc, "country_code")
     return _serve_json_file("TOR_TARGETS_CONFFILE", "tor_targets.json", "Tor targets")
 
 
@@ -429,7 +413,7 @@ def bouncer_net_tests() -> Response:
       400: {description: "malformed request"}
     """
     try:
-        body = json_body()
+        body = validation.json_body()
     except BadRequest:
         raise BadRequest("Malformed request") from None
     nts = body.get("net-tests")

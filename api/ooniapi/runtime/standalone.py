@@ -26,6 +26,7 @@ from ooni_common.lock import LockHeld, lock_for_url
 from ooni_common.logs import setup_logging
 from ooni_common.metrics import from_config as metrics_from_config
 from ooni_common.schema import ensure_all
+
 from ooniapi.runtime.control import ControlServer, NoServer, request_job, socket_path
 from ooniapi.runtime.scheduler import JobRunner, Scheduler, job_interval
 
@@ -114,6 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
 
     from fastpath.daemon import FastpathDaemon
+
     from ooniapi.core.app import create_app
 
     api_metrics = metrics_from_config(cfg, "ooni-api")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ooni_common.config import Config
 from ooni_common.logs import setup_logging
+
 from ooniapi.core.app import create_app
 
 setup_logging("ooni-api")

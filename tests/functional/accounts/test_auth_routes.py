@@ -11,9 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 
-from ooniapi.core import auth
 from tests.conftest import free_port
 from tests.functional.smtp_sink import SmtpSink
+
+from ooniapi.core import auth
 
 EMAIL = "Nick@Example.org"
 REDIRECT = "https://explorer.ooni.org/country/IT"

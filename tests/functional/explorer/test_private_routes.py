@@ -8,9 +8,10 @@ import json
 
 import pytest
 
+from tests.functional.msm_rows import insert, row, scores_for
+
 from ooniapi.core.fixed_data import TEST_GROUPS
 from ooniapi.core.schema import seed_test_groups
-from tests.functional.msm_rows import insert, row, scores_for
 
 ASN_A, ASN_B, ASN_C = 30722, 3269, 4200000001
 
@@ -458,6 +459,7 @@ def test_sql_looking_input_is_harmless(client, db, groups, today):
 
 def test_database_errors_keep_the_v0_shape(client, db, monkeypatch):
     from ooni_common.db import DatabaseError, QueryTimeout
+
     from ooniapi.explorer.stats import ExplorerStats
 
     def boom(*a, **kw):

@@ -12,6 +12,7 @@ import pytest
 ])
 def test_database_error_text_is_logged_not_answered(client, monkeypatch, caplog, method, url):
     from ooni_common.db import DatabaseError
+
     from ooniapi.explorer.stats import ExplorerStats
 
     def boom(*a, **kw):

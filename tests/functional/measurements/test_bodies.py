@@ -14,14 +14,15 @@ import pytest
 
 from ooni_common.spool import Spool, hour_dir_name
 from ooni_common.store import FileStore, open_store
+from tests.conftest import free_port
+from tests.functional import msm_rows
+
 from ooniapi.measurements.bodies import (
     BodyKey,
     BodyLookup,
     read_jsonl_line,
     unwrap_post,
 )
-from tests.conftest import free_port
-from tests.functional import msm_rows
 
 OLD_UID = "20210709005529.664022_MY_webconnectivity_68e5bea1060d1874"
 OLD_RID = "20210709T004340Z_webconnectivity_MY_4818_n1_YCM7J9mGcEHds2K3"

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from ooniapi.core import auth
 from tests.prio_support import insert_measurements, load_citizenlab
+
+from ooniapi.core import auth
 
 TARGET = "https://www.bbc.com/"  # global list, NEWS (priority 100)
 IT_FILE_URL = "http://www.torrentdownload.ws/"  # it.csv, FILE (priority 40)

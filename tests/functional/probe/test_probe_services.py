@@ -141,6 +141,7 @@ def test_checkin_without_geoip_files(client, citizenlab):
 
 def test_checkin_db_failure_still_answers(pc, citizenlab, papp, monkeypatch):
     from ooni_common.db import DatabaseError
+
     from ooniapi.prioritization import cache as prioritizer
 
     def boom(*a, **k):

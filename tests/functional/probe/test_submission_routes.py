@@ -6,6 +6,7 @@ import pytest
 import zstandard
 
 from ooni_common.spool import Spool, SpoolError
+
 from ooniapi.core import ids
 
 RID = "20210709T004340Z_webconnectivity_IT_30722_n1_YCM7J9mGcEHds2K3"

@@ -7,9 +7,10 @@ import threading
 import pytest
 
 from ooni_common.config import Config
-from ooniapi.accounts import mailer
 from tests.conftest import free_port
 from tests.functional.smtp_sink import SmtpSink
+
+from ooniapi.accounts import mailer
 
 URL = "https://explorer.ooni.org/login?token=aaa.bbb.ccc"
 

@@ -5,6 +5,7 @@ import jwt
 import pytest
 
 from ooni_common.config import Config
+
 from ooniapi.core import auth
 from ooniapi.core.errors import BadRequest, Unauthorized
 

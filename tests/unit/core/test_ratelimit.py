@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 
 from ooni_common.config import Config
+
 from ooniapi.core.ratelimit import (
     Bucket,
     ClientKey,

@@ -7,9 +7,10 @@ import os
 import pytest
 from werkzeug.datastructures import Headers
 
+from tests.mmdb_writer import write_asn_db, write_country_db
+
 from ooniapi.core.client_ip import client_ip, parse_networks
 from ooniapi.probe.geoip import GeoIP, Location
-from tests.mmdb_writer import write_asn_db, write_country_db
 
 
 def _lookups(shared_data):

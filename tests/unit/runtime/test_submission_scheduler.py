@@ -8,6 +8,7 @@ import pytest
 
 from ooni_common.config import Config
 from ooni_common.metrics import Metrics
+
 from ooniapi.runtime.control import ControlServer, NoServer, request_job, socket_path
 from ooniapi.runtime.scheduler import JobRunner, Scheduler
 
@@ -157,6 +158,7 @@ def test_runner_wait_idle_waits_for_running_job():
 
 def test_cli_jobs_lists_registry(capsys, tmp_path, monkeypatch):
     from analysis.jobs import all_jobs
+
     from ooniapi.runtime import standalone
     monkeypatch.setenv("OONI_UPLOADER_INTERVAL", "120")
     assert standalone.main(["jobs", "--data-dir", str(tmp_path)]) == 0
