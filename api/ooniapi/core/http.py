@@ -9,6 +9,8 @@ from flask.json.provider import DefaultJSONProvider
 
 from ooni_common.timeutil import iso_z
 
+from ooniapi.core.text import check_unicode
+
 
 class OoniJSONProvider(DefaultJSONProvider):
     """Datetimes as ``2021-07-09T00:55:13Z``, dates as ``YYYY-MM-DD``."""
@@ -30,9 +32,11 @@ class OoniJSONProvider(DefaultJSONProvider):
         # Deeply nested input exhausts the parser's stack; as a ValueError
         # it is bad JSON for request.get_json (a 400), not a 500.
         try:
-            return super().loads(s, **kwargs)
+            doc = super().loads(s, **kwargs)
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
+        check_unicode(doc)
+        return doc
 
 
 def json_response(obj: Any, status: int = 200, max_age: int | None = None,

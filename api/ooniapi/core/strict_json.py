@@ -7,12 +7,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ooniapi.core.text import check_unicode
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
 def loads(raw: bytes | str) -> Any:
-    """The JSON document in ``raw``; ValueError for malformed text, NaN or
-    Infinity, and RecursionError for nesting deeper than Python handles."""
-    return json.loads(raw, parse_constant=_reject_constant)
+    """The JSON document in ``raw``; ValueError for malformed text, NaN,
+    Infinity or an unpaired surrogate, and RecursionError for nesting deeper
+    than Python handles."""
+    doc = json.loads(raw, parse_constant=_reject_constant)
+    check_unicode(doc)
+    return doc

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 
 from ooniapi.core.errors import BadRequest
+from ooniapi.core.text import check_unicode
 
 VERSION = 1
 MAX_TOKEN_LEN = 16384
@@ -55,6 +56,7 @@ def decode(token: str) -> Cursor:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         doc = json.loads(raw.decode())
+        check_unicode(doc)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise _invalid() from None
     if not isinstance(doc, list) or len(doc) != 6 or doc[0] != VERSION:

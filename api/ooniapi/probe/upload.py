@@ -14,6 +14,7 @@ import zstandard
 
 from ooniapi.core import ids
 from ooniapi.core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from ooniapi.core.text import check_unicode
 
 INCORRECT_FORMAT = "Incorrect format"
 UPLOAD_FORMATS = ("json", "yaml")
@@ -178,6 +179,12 @@ def check_open_report(body: bytes) -> ReportMeta:
         doc = loads_object(body)
     except BadRequest:
         raise BadRequest("JSON expected") from None
+    # Unlike a measurement (kept as sent, cleaned when scored), nothing of
+    # this body is worth keeping if it is not text.
+    try:
+        check_unicode(doc)
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
     fmt = doc.get("format")
     if fmt is not None and fmt not in UPLOAD_FORMATS:
         raise BadRequest(f"Unsupported format {fmt!r}: expected json or yaml")
