@@ -165,7 +165,7 @@ def run_target(name: str, args) -> bool:
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OONI_")}
     env.update(OONI_DATA_DIR=str(tmp), OONI_STATSD_ENABLED="false", OONI_LOG_LEVEL="WARNING",
-               OONI_LISTEN_PORT=str(port))
+               OONI_LISTEN_PORT=str(port), OONI_BASE_URL=f"http://127.0.0.1:{port}/")
     if name == "api":
         # No ClickHouse at all: the submission path must not need one. The
         # fastpath is absent too; its notifications fail in the background.

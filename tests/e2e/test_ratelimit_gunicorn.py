@@ -79,7 +79,7 @@ def test_budget_is_shared_by_workers_per_network_and_survives_restart(tmp_path, 
                                                                      subprocess_env):
     data = tmp_path / "data"
     env = dict(subprocess_env,
-               OONI_DATA_DIR=str(data),
+               OONI_DATA_DIR=str(data), OONI_BASE_URL="http://127.0.0.1/",
                # Never contacted: the routes used here do not touch the database.
                OONI_CLICKHOUSE_URL="clickhouse://127.0.0.1:9/default?connect_timeout=0.5",
                # A 1 ms daily budget: a client's first request spends all of it.

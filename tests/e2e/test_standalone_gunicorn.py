@@ -40,7 +40,8 @@ def test_ooni_api_takes_submissions_without_database(tmp_path, subprocess_env):
         f'[api]\nDATA_DIR = "{tmp_path / "data"}"\n'
         f'CLICKHOUSE_URL = "clickhouse://127.0.0.1:{free_port()}/default?connect_timeout=0.5"\n'
         f'FASTPATH_URL = "http://127.0.0.1:{free_port()}"\n'
-        f"LISTEN_PORT = {port}\nAPI_WORKERS = 3\nRATE_LIMIT_ENABLED = false\n")
+        f"LISTEN_PORT = {port}\nAPI_WORKERS = 3\nRATE_LIMIT_ENABLED = false\n"
+        f"BASE_URL = \"http://127.0.0.1:{port}/\"\n")
     env = {**subprocess_env, "OONI_CONF": str(conf)}
     log = tmp_path / "api.log"
     p = subprocess.Popen([str(BIN)], env=env, cwd=tmp_path, stdout=open(log, "wb"),
@@ -84,3 +85,14 @@ def test_ooni_api_refuses_embedded_database(tmp_path, subprocess_env):
     assert r.stderr.strip().splitlines() == [
         "ooni-api: ooni-api needs a ClickHouse server (CLICKHOUSE_URL=clickhouse://...); "
         "the embedded database is served by 'ooni-backend run'"]
+
+
+def test_ooni_api_requires_base_url(tmp_path, subprocess_env):
+    # Without it, links would be built from a Host header any client chooses.
+    env = {**subprocess_env, "OONI_DATA_DIR": str(tmp_path),
+           "OONI_CLICKHOUSE_URL": "clickhouse://127.0.0.1:9/default"}
+    env.pop("OONI_BASE_URL", None)
+    r = subprocess.run([str(BIN)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "ooni-api: BASE_URL is required: the public URL of the API, used in next_url links"]

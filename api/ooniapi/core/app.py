@@ -16,6 +16,7 @@ from ooni_common.metrics import from_config as metrics_from_config
 from ooni_common.spool import Spool
 
 from ooniapi.core import auth, openapi, ratelimit
+from ooniapi.core.body import CAP_KEY
 from ooniapi.core.context import Services
 from ooniapi.core.errors import ApiError
 from ooniapi.core.http import OoniJSONProvider, json_response
@@ -51,7 +52,11 @@ def create_app(cfg: Config, *, db: Database | None = None,
                metrics: Metrics | None = None) -> Flask:
     app = Flask(__name__)
     app.json = OoniJSONProvider(app)
-    app.config["MAX_CONTENT_LENGTH"] = cfg.get_int("MAX_BODY_SIZE", DEFAULT_MAX_BODY)
+    cap = cfg.get_int("MAX_BODY_SIZE", DEFAULT_MAX_BODY)
+    app.config[CAP_KEY] = cap
+    # One byte over the cap, so that a chunked body cut at the limit is seen
+    # as over it (ooniapi.core.body) rather than taken as complete.
+    app.config["MAX_CONTENT_LENGTH"] = cap + 1
     app.url_map.strict_slashes = False
 
     if notify_fastpath is None:
@@ -122,7 +127,7 @@ def register_error_handlers(app: Flask) -> None:
             return e
         msg = e.description if e.code not in (404, 405) else e.name
         if e.code == 413:
-            msg = f"Request body too large (limit {app.config['MAX_CONTENT_LENGTH']} bytes)"
+            msg = f"Request body too large (limit {app.config[CAP_KEY]} bytes)"
         resp = json_response({"error": msg}, e.code or 500, nocache=True)
         if e.code == 405 and hasattr(e, "valid_methods") and e.valid_methods:
             resp.headers["Allow"] = ", ".join(e.valid_methods)

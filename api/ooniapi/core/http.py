@@ -58,3 +58,15 @@ def set_cached(resp: Response, seconds: int) -> Response:
 def set_nocache(resp: Response) -> Response:
     resp.headers["Cache-Control"] = "no-cache, max-age=0"
     return resp
+
+
+def base_url() -> str:
+    """Where this API is reached, for the absolute links it hands out
+    (``next_url``). Never the request's Host header: a client chooses that,
+    and the answer is cached for everyone."""
+    cfg = current_app.extensions["ooni"].cfg
+    url = cfg.get_str("BASE_URL", "")
+    if not url:
+        url = f"http://{cfg.get_str('LISTEN_HOST', '127.0.0.1')}:{cfg.get_int('LISTEN_PORT', 8000)}/"
+    return url if url.endswith("/") else url + "/"
+

@@ -8,7 +8,8 @@ from typing import Any
 
 from flask import request
 
-from ooniapi.core.errors import BadRequest, PayloadTooLarge
+from ooniapi.core.body import read_body
+from ooniapi.core.errors import BadRequest
 
 # ISO 3166-1 alpha-2, plus XK (Kosovo, used by GeoIP providers), EU and AP
 # (continent-level answers of some GeoIP databases) and ZZ (unknown).
@@ -41,11 +42,7 @@ _CATEGORY_RE = re.compile(r"^[A-Za-z]{1,16}$")
 def json_body(*, required: bool = True) -> dict[str, Any]:
     """The request body as a JSON object, whatever the Content-Type
     (probes do not always send one, api.md §7)."""
-    if request.content_length is not None and request.content_length > MAX_PROBE_BODY:
-        raise PayloadTooLarge(f"Request body too large (limit {MAX_PROBE_BODY} bytes)")
-    data = request.get_data(cache=True)
-    if len(data) > MAX_PROBE_BODY:
-        raise PayloadTooLarge(f"Request body too large (limit {MAX_PROBE_BODY} bytes)")
+    data = read_body(MAX_PROBE_BODY, cache=True)
     if not data.strip() and not required:
         return {}
     body = request.get_json(force=True, silent=True)

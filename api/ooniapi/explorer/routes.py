@@ -16,7 +16,7 @@ from ooni_common.db import DatabaseError, QueryTimeout
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest, DatabaseTimeout
 from ooniapi.core.fixed_data import COUNTRY_NAMES, TEST_NAMES, test_names_of_groups
-from ooniapi.core.http import json_response
+from ooniapi.core.http import base_url, json_response
 from ooniapi.core.params import parse_input, parse_int, parse_probe_asn, parse_probe_cc
 from ooniapi.explorer import stats
 
@@ -241,7 +241,7 @@ def website_urls() -> Response:
     rows = st.input_counters(cc, asn, first, end, limit, offset)
     next_url = None
     if len(rows) >= limit:
-        base = services().cfg.get_str("BASE_URL", "") or request.url_root
+        base = base_url()
         qs = urlencode({"limit": limit, "offset": offset + limit, "probe_asn": asn, "probe_cc": cc})
         next_url = urljoin(base, f"{PREFIX}/website_urls?{qs}")
     metadata = {"offset": offset, "limit": limit, "current_page": math.ceil(offset / limit) + 1,

@@ -21,7 +21,7 @@ from ooni_common.timeutil import iso_z, utcnow
 from ooniapi.core.auth import current_session, optional_session, require_role
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, Forbidden, NotFound
-from ooniapi.core.http import json_response, set_cached, set_nocache
+from ooniapi.core.http import base_url, json_response, set_cached, set_nocache
 from ooniapi.core.params import (
     is_valid_measurement_uid,
     parse_bool_flag,
@@ -63,10 +63,6 @@ def _settings() -> dict[str, Any]:
     # api.md §17: interactive queries run at priority 3 with a 28 s cap.
     return {"max_execution_time": services().cfg.get_int("QUERY_MAX_EXECUTION_TIME", 28),
             "priority": 3}
-
-
-def _base_url() -> str:
-    return services().cfg.get_str("BASE_URL", "") or request.url_root
 
 
 def _tf(v: str) -> bool:
@@ -300,7 +296,7 @@ def list_measurements() -> Response:
     q = parse_list_query(request.args, utcnow())
     with services().metrics.timer("list_measurements"):
         rows = run_list_query(q)
-    base = _base_url()
+    base = base_url()
     results = [format_result(r, base) for r in rows]
     if len(rows) < q.limit:
         count = q.offset + len(rows)

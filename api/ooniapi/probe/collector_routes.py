@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from ooni_common.spool import SpoolError
 from ooni_common.timeutil import utcnow
 
 from ooniapi.core import ids
+from ooniapi.core.body import body_cap, read_body
 from ooniapi.core.context import services
 from ooniapi.core.errors import StorageUnavailable
 from ooniapi.core.http import json_response
@@ -29,10 +30,8 @@ BACKEND_VERSION = "1.3.5"
 
 def _request_body() -> bytes:
     upload.check_content_type(request.headers.get("Content-Type"))
-    # get_data enforces MAX_CONTENT_LENGTH (413) on the bytes as sent.
-    raw = request.get_data(cache=False)
-    return upload.decode_body(raw, request.headers.get("Content-Encoding"),
-                       current_app.config["MAX_CONTENT_LENGTH"])
+    raw = read_body()
+    return upload.decode_body(raw, request.headers.get("Content-Encoding"), body_cap())
 
 
 def _store(uid: str, body: bytes) -> None:
@@ -64,7 +63,7 @@ def open_report() -> Response:
     """
     svc = services()
     with svc.metrics.timer("open_report"):
-        meta = upload.check_open_report(request.get_data(cache=False))
+        meta = upload.check_open_report(read_body())
         rid = ids.generate_report_id(meta.test_name, meta.cc, meta.asn, svc.cfg.collector_id,
                                      utcnow())
         return json_response({"backend_version": BACKEND_VERSION,

@@ -80,7 +80,8 @@ def decode_body(raw: bytes, content_encoding: str | None, max_size: int) -> byte
     if enc != "zstd":
         raise UnsupportedMediaType(f"Unsupported Content-Encoding {enc!r}")
     try:
-        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)) as r:
+        # Every frame: a body of several concatenated frames is one upload.
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True) as r:
             # Streaming with a bound: frames may omit their size, and a
             # small bomb must not expand past the cap in memory.
             data = r.read(max_size + 1)

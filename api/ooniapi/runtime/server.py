@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.clickhouse_url.startswith("chdb:"):
             raise ConfigError("ooni-api needs a ClickHouse server (CLICKHOUSE_URL=clickhouse://...); "
                               "the embedded database is served by 'ooni-backend run'")
+        if not cfg.get_str("BASE_URL", ""):
+            raise ConfigError("BASE_URL is required: the public URL of the API, used in next_url links")
         opts = gunicorn_options(cfg, args.bind, args.workers)
     except ConfigError as e:
         print(f"ooni-api: {e}", file=sys.stderr)

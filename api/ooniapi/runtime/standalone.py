@@ -109,6 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     host = args.host or cfg.get_str("LISTEN_HOST", DEFAULT_HOST)
     port = args.port if args.port is not None else cfg.get_int("LISTEN_PORT", DEFAULT_PORT)
+    # The API's links default to this address when BASE_URL is unset.
+    cfg = cfg.with_overrides(LISTEN_HOST=host, LISTEN_PORT=port)
     db, lock = open_database(cfg, "ooni-backend run")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -163,3 +163,16 @@ def test_spooled_single_shot_refuses_what_it_cannot_write_back():
         deep = {"a": deep}
     with pytest.raises(BadRequest, match="nested too deeply"):
         mu.spooled_single_shot({"x": deep})
+
+
+def test_decode_body_keeps_every_zstd_frame():
+    # Two frames back to back are one upload: both halves are stored.
+    first, second = b'{"format": "json", ', b'"content": {}}'
+    body = zstandard.compress(first) + zstandard.compress(second)
+    assert mu.decode_body(body, "zstd", 100) == first + second
+
+
+def test_decode_body_frames_count_against_the_cap_together():
+    body = zstandard.compress(b"a" * 60) + zstandard.compress(b"b" * 60)
+    with pytest.raises(PayloadTooLarge):
+        mu.decode_body(body, "zstd", 100)
