@@ -106,10 +106,19 @@ def _wants_json() -> bool:
     return request.path.startswith(JSON_PREFIXES) or request.path == "/api"
 
 
+def _close_if_body(resp):
+    """An error answer to a request with a body may leave that body unread
+    (refused early, cut, stalled): close the connection rather than have
+    the server wait to read the rest before the next request."""
+    if request.content_length or request.headers.get("Transfer-Encoding"):
+        resp.headers["Connection"] = "close"
+    return resp
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
-        return json_response(e.body(), e.status, nocache=True)
+        return _close_if_body(json_response(e.body(), e.status, nocache=True))
 
     @app.errorhandler(QueryTimeout)
     def _db_timeout(e: QueryTimeout):
@@ -128,7 +137,7 @@ def register_error_handlers(app: Flask) -> None:
         msg = e.description if e.code not in (404, 405) else e.name
         if e.code == 413:
             msg = f"Request body too large (limit {app.config[CAP_KEY]} bytes)"
-        resp = json_response({"error": msg}, e.code or 500, nocache=True)
+        resp = _close_if_body(json_response({"error": msg}, e.code or 500, nocache=True))
         if e.code == 405 and hasattr(e, "valid_methods") and e.valid_methods:
             resp.headers["Allow"] = ", ".join(e.valid_methods)
         return resp

@@ -20,6 +20,8 @@ from gunicorn.app.base import BaseApplication
 from ooni_common.config import Config, ConfigError
 from ooni_common.logs import setup_logging
 
+from ooniapi.runtime.gunicorn_worker import BoundedThreadWorker
+
 
 class ApiServer(BaseApplication):
     def __init__(self, cfg: Config, options: dict):
@@ -39,10 +41,13 @@ class ApiServer(BaseApplication):
 def gunicorn_options(cfg: Config, bind: str | None = None, workers: int | None = None) -> dict:
     host = cfg.get_str("LISTEN_HOST", "127.0.0.1")
     port = cfg.get_int("LISTEN_PORT", 8000)
+    worker_class = cfg.get_str("API_WORKER_CLASS", "gthread")
+    if worker_class == "gthread":
+        worker_class = f"{BoundedThreadWorker.__module__}.{BoundedThreadWorker.__name__}"
     return {
         "bind": bind or f"{host}:{port}",
         "workers": workers or cfg.get_int("API_WORKERS", 2 * (os.cpu_count() or 1) + 1),
-        "worker_class": cfg.get_str("API_WORKER_CLASS", "gthread"),
+        "worker_class": worker_class,
         "threads": cfg.get_int("API_THREADS", 4),
         "timeout": cfg.get_int("API_TIMEOUT", 60),
         "keepalive": cfg.get_int("API_KEEPALIVE", 5),

@@ -27,6 +27,7 @@ from ooni_common.logs import setup_logging
 from ooni_common.metrics import from_config as metrics_from_config
 from ooni_common.schema import ensure_all
 
+from ooniapi.runtime.busy import send_busy
 from ooniapi.runtime.control import ControlServer, NoServer, request_job, socket_path
 from ooniapi.runtime.scheduler import JobRunner, Scheduler, job_interval
 
@@ -89,18 +90,38 @@ def all_jobs() -> dict:
     return registry()
 
 
-def make_server(host: str, port: int, app):
-    from werkzeug.serving import WSGIRequestHandler
-    from werkzeug.serving import make_server as wz_make_server
+def make_server(host: str, port: int, app, *, threads: int = 64, read_timeout: float = 30.0):
+    """A threaded HTTP server with at most ``threads`` requests in flight
+    (more get an immediate 503) and a timeout on every read and write, so
+    that slow clients can neither starve the others nor pile up threads."""
+    from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
     class QuietHandler(WSGIRequestHandler):
+        timeout = read_timeout
+
         # Access logs of every submission would drown the journal.
         def log_request(self, code="-", size="-"):
             if str(code).startswith(("4", "5")) or log.isEnabledFor(logging.DEBUG):
                 super().log_request(code, size)
 
+    class BoundedServer(ThreadedWSGIServer):
+        slots = threading.BoundedSemaphore(threads)
+
+        def process_request(self, request, client_address):
+            if not self.slots.acquire(blocking=False):
+                send_busy(request)
+                self.shutdown_request(request)
+                return
+            super().process_request(request, client_address)
+
+        def process_request_thread(self, request, client_address):
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                self.slots.release()
+
     try:
-        return wz_make_server(host, port, app, threaded=True, request_handler=QuietHandler)
+        return BoundedServer(host, port, app, QuietHandler)
     except OSError as e:
         raise Fatal(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
@@ -132,7 +153,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         app = create_app(cfg, db=db, notify_fastpath=fp.submit, metrics=api_metrics)
-        server = make_server(host, port, app)
+        server = make_server(host, port, app, threads=cfg.get_int("STANDALONE_HTTP_THREADS", 64),
+                             read_timeout=cfg.get_float("API_READ_TIMEOUT", 30.0))
         runner = JobRunner(cfg, db, all_jobs(), metrics_from_config(cfg, "ooni-backend"))
         scheduler = Scheduler(runner, cfg)
         scheduler.start()

@@ -1,6 +1,5 @@
 """Regressions found by fuzzing the whole API (tests/bench/fuzz_api.py):
 each input once answered a 5xx; the rule is a 4xx JSON error instead."""
-import json
 
 import pytest
 

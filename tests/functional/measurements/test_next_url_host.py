@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
-from ooniapi.core.app import create_app
 from tests.functional import msm_rows
+
+from ooniapi.core.app import create_app
 
 
 @pytest.fixture
