@@ -16,7 +16,8 @@ from ooniapi.core import auth
 from ooniapi.accounts import mailer
 from ooniapi.core.auth import credentialed, current_session, optional_session, require_role
 from ooniapi.core.context import services
-from ooniapi.core.errors import BadRequest
+from ooniapi.core.errors import BadRequest, Conflict
+from ooniapi.core.rowlock import row_locks
 from ooniapi.core.http import json_response
 
 log = logging.getLogger("ooni-api")
@@ -31,6 +32,11 @@ def _body() -> dict[str, Any]:
             raise BadRequest("Invalid request")
         return doc
     return request.form.to_dict()
+
+
+def _role(value: Any) -> str | None:
+    role = value.strip().lower() if isinstance(value, str) else ""
+    return role if role in accounts_store.ROLES else None
 
 
 def _valid_email(value: Any) -> str:
@@ -153,8 +159,10 @@ def user_refresh_token() -> Response:
     responses:
       200:
         description: >
-          a new session token with the same account, role and login time:
-          refreshing never extends a login past LOGIN_EXPIRY_DAYS
+          a new session token with the same account and login time and the
+          account's current role (a role change applies to refreshed
+          tokens too); refreshing never extends a login past
+          LOGIN_EXPIRY_DAYS, and an expunged session cannot be refreshed
         schema:
           type: object
           properties:
@@ -188,14 +196,25 @@ def set_account_role() -> Response:
           properties:
             email_address: {type: string}
             role: {type: string, enum: [user, admin]}
+            current_role:
+              type: string
+              enum: [user, admin]
+              description: >
+                optional: change the role only if it is still this one (an
+                account without a stored role is a user); else 409
     responses:
       200:
         description: >
-          stored; the role applies from the account's next login (or at
-          once together with set_session_expunge)
+          stored; the role applies from the account's next request, its
+          current sessions included
         schema: {type: object}
       400:
-        description: Invalid email address, Invalid role
+        description: Invalid email address, Invalid role, Invalid current_role
+        schema: {$ref: "#/definitions/Error"}
+      409:
+        description: >
+          current_role was sent and the stored role differs (changed
+          concurrently); nothing written
         schema: {$ref: "#/definitions/Error"}
       401:
         description: Authentication required, Role not authorized
@@ -203,13 +222,20 @@ def set_account_role() -> Response:
     """
     doc = _body()
     email = _valid_email(doc.get("email_address"))
-    role = doc.get("role")
-    role = role.strip().lower() if isinstance(role, str) else ""
-    if role not in accounts_store.ROLES:
+    role = _role(doc.get("role"))
+    if role is None:
         raise BadRequest("Invalid role")
+    expected = None
+    if doc.get("current_role") is not None:
+        expected = _role(doc["current_role"])
+        if expected is None:
+            raise BadRequest("Invalid current_role")
     svc = services()
     aid = auth.account_id(svc.cfg, email)
-    accounts_store.set_role(svc.db, aid, role)
+    try:
+        accounts_store.change_role(svc.db, row_locks(), aid, role, expected)
+    except accounts_store.RoleConflict as e:
+        raise Conflict(f"current_role: the role is now {e.current}") from None
     log.info("role of account %s set to %s by %s", aid, role, current_session().account_id)
     return json_response({}, nocache=True)
 
@@ -299,9 +325,9 @@ def set_session_expunge() -> Response:
     responses:
       200:
         description: >
-          stored: role-protected routes now answer 401 "Authentication token
-          expired" to the account's tokens issued before this moment, so a
-          role change applies at once
+          stored: role-protected routes (refresh included) now answer 401
+          "Authentication token expired" to the account's tokens issued up
+          to this millisecond
         schema: {type: object}
       400:
         description: Invalid email address
