@@ -43,6 +43,94 @@ TEMPLATE = {
                 "error": {"type": "string", "description": "human readable message"},
             },
         },
+        "OoniError": {
+            "type": "object",
+            "required": ["error", "err_str"],
+            "properties": {
+                "error": {"type": "string", "description": "human readable message"},
+                "err_str": {"type": "string", "description": "stable machine code"},
+            },
+        },
+        # Explorer findings (incidents), api.md §12 and OONI's findings service.
+        "Finding": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "slug": {"type": "string", "description": "stable readable key, e.g. 2024-instagram-blocked"},
+                "title": {"type": "string"},
+                "short_description": {"type": "string"},
+                "reported_by": {"type": "string"},
+                "email_address": {"type": "string",
+                                  "description": "empty unless the caller is admin"},
+                "creator_account_id": {"type": "string",
+                                       "description": "empty unless the caller is admin or the creator"},
+                "event_type": {"type": "string"},
+                "published": {"type": "boolean"},
+                "start_time": {"type": "string", "example": "2023-01-01T00:00:00Z"},
+                "end_time": {"type": "string", "x-nullable": True},
+                "create_time": {"type": "string"},
+                "update_time": {"type": "string",
+                                "description": "the version: send it back with an update"},
+                "CCs": {"type": "array", "items": {"type": "string"}},
+                "ASNs": {"type": "array", "items": {"type": "integer"}},
+                "themes": {"type": "array", "items": {"type": "string"}},
+                "domains": {"type": "array", "items": {"type": "string"}},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "links": {"type": "array", "items": {"type": "string"}},
+                "test_names": {"type": "array", "items": {"type": "string"}},
+                "mine": {"type": "boolean"},
+            },
+        },
+        "FindingWithText": {
+            "allOf": [
+                {"$ref": "#/definitions/Finding"},
+                {"type": "object",
+                 "properties": {"text": {"type": "string", "description": "markdown"}}},
+            ],
+        },
+        "FindingBody": {
+            "type": "object",
+            "description": (
+                "create/update: title, text, start_time and email_address are "
+                "required, the rest has defaults; the read-only keys of a show "
+                "answer (mine, create_time, creator_account_id) may be sent back "
+                "and are ignored. delete/publish/unpublish: id (and, for users, "
+                "email_address)."),
+            "properties": {
+                "id": {"type": "string", "description": "update, delete, publish, unpublish"},
+                "title": {"type": "string"},
+                "short_description": {"type": "string"},
+                "text": {"type": "string", "description": "markdown"},
+                "reported_by": {"type": "string"},
+                "email_address": {"type": "string"},
+                "event_type": {"type": "string", "example": "incident"},
+                "published": {"type": "boolean"},
+                "start_time": {"type": "string", "example": "2023-01-01T00:00:00Z"},
+                "end_time": {"type": "string", "x-nullable": True},
+                "update_time": {"type": "string",
+                                "description": "update: the version read; 409 if stale"},
+                "slug": {"type": "string",
+                         "description": "create: optional; update: must be unchanged"},
+                "CCs": {"type": "array", "items": {"type": "string"}},
+                "ASNs": {"type": "array", "items": {"type": "integer"}},
+                "themes": {"type": "array", "items": {
+                    "type": "string",
+                    "enum": ["human_rights", "social_media", "im", "circumvention",
+                             "news_media"]},
+                    "description": "the default list; FINDINGS_THEMES replaces it"},
+                "domains": {"type": "array", "items": {"type": "string"}},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "links": {"type": "array", "items": {"type": "string"}},
+                "test_names": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "FindingWriteResult": {
+            "type": "object",
+            "properties": {
+                "r": {"type": "integer"},
+                "id": {"type": "string"},
+            },
+        },
         "AggregationError": {
             "type": "object",
             "required": ["error", "v"],
