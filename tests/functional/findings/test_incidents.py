@@ -3,11 +3,13 @@ uses it) through the Flask test client against the real embedded database:
 every action, the permission rules, the visibility rules and bad input."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 
 from ooniapi.core.auth import account_id, session_token
+from ooniapi.findings.routes import ACTIONS
 
 ALICE_EMAIL = "alice@example.org"
 BOB_EMAIL = "bob@example.org"
@@ -351,6 +353,27 @@ def test_post_requires_session(client, hdr, cfg):
     probe = {"Authorization": "Bearer " + session_token(cfg, "a" * 32, "probe")}
     r = post(client, "create", new_incident(ALICE_EMAIL), probe)
     assert r.status_code == 401 and r.get_json() == {"error": "Role not authorized"}
+    expired = session_token(cfg, account_id(cfg, ALICE_EMAIL), "user",
+                            now=dt.datetime.utcnow() - dt.timedelta(days=10))
+    r = post(client, "create", new_incident(ALICE_EMAIL), {"Authorization": f"Bearer {expired}"})
+    assert r.status_code == 401 and r.get_json() == {"error": "Authentication required"}
+    assert search(client, hdr("admin")) == []
+
+
+def test_write_routes_refuse_bad_tokens_and_write_nothing(client, hdr, cfg, db):
+    from ooniapi.accounts.store import expunge_sessions
+    iid = create(client, hdr("alice"), new_incident(ALICE_EMAIL))
+    before = shown(client, iid, hdr("admin"))
+    body = for_update(before, title="changed")
+    expunged = hdr("alice")
+    expunge_sessions(db, account_id(cfg, ALICE_EMAIL))
+    for action in ACTIONS:
+        for h in ({}, {"Authorization": "Bearer junk"}, {"Authorization": "Basic eDp5"},
+                  expunged):
+            r = post(client, action, body, h)
+            assert r.status_code == 401, (action, h, r.get_json())
+    assert shown(client, iid, hdr("admin")) == before
+    assert len(search(client, hdr("admin"))) == 1
 
 
 def test_unknown_action(client, hdr):
