@@ -95,3 +95,16 @@ def test_two_edits_from_one_copy_one_wins_one_409(app, client, admin):
         r = client.post("/api/v1/incidents/update", json=dict(now, title="again"),
                         headers=admin)
         assert r.status_code == 200, r.get_json()
+
+
+def test_concurrent_creates_with_one_title_get_distinct_slugs(app, client, admin):
+    for run in range(RUNS // 5):
+        title = f"Same title {run}"
+        a, b = race(
+            app,
+            lambda c: c.post("/api/v1/incidents/create", json=body(title), headers=admin),
+            lambda c: c.post("/api/v1/incidents/create", json=body(title), headers=admin))
+        assert a.status_code == b.status_code == 200
+        slugs = {client.get(f"/api/v1/incidents/show/{r.get_json()['id']}",
+                            headers=admin).get_json()["incident"]["slug"] for r in (a, b)}
+        assert len(slugs) == 2, (run, slugs)
