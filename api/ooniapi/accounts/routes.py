@@ -13,8 +13,9 @@ from ooniapi.accounts import mailer
 from ooniapi.accounts import store as accounts_store
 from ooniapi.core import auth
 from ooniapi.core.context import services
-from ooniapi.core.errors import BadRequest
+from ooniapi.core.errors import BadRequest, Conflict
 from ooniapi.core.http import json_response
+from ooniapi.core.rowlock import row_locks
 
 log = logging.getLogger("ooni-api")
 
@@ -29,6 +30,11 @@ def _body() -> dict[str, Any]:
             raise BadRequest("Invalid request")
         return doc
     return request.form.to_dict()
+
+
+def _role(value: Any) -> str | None:
+    role = value.strip().lower() if isinstance(value, str) else ""
+    return role if role in accounts_store.ROLES else None
 
 
 def _valid_email(value: Any) -> str:
@@ -109,7 +115,7 @@ def user_refresh_token() -> Response:
     parameters:
       - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
     responses:
-      200: {description: "a new session token with the same account, role and login time: refreshing never extends a login past LOGIN_EXPIRY_DAYS", schema: {$ref: '#/definitions/UserRefreshToken'}}
+      200: {description: "a new session token with the same account and login time and the account's current role (a role change applies to refreshed tokens too); refreshing never extends a login past LOGIN_EXPIRY_DAYS, and an expunged session cannot be refreshed", schema: {$ref: '#/definitions/UserRefreshToken'}}
       401: {description: "Authentication required, Authentication token expired", schema: {$ref: '#/definitions/Error'}}
     """
     sess = auth.current_session()
@@ -130,19 +136,27 @@ def set_account_role() -> Response:
       - $ref: '#/parameters/AdminToken'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SetAccountRoleBody'}}
     responses:
-      200: {description: "stored; the role applies from the account's next login (or at once together with set_session_expunge)", schema: {$ref: '#/definitions/SetAccountRole'}}
-      400: {description: "Invalid email address, Invalid role", schema: {$ref: '#/definitions/Error'}}
+      200: {description: "stored; the role applies from the account's next request, its current sessions included", schema: {$ref: '#/definitions/SetAccountRole'}}
+      400: {description: "Invalid email address, Invalid role, Invalid current_role", schema: {$ref: '#/definitions/Error'}}
       401: {description: "Authentication required, Role not authorized", schema: {$ref: '#/definitions/Error'}}
+      409: {description: "current_role was sent and the stored role differs (changed concurrently); nothing written", schema: {$ref: '#/definitions/Error'}}
     """
     doc = _body()
     email = _valid_email(doc.get("email_address"))
-    role = doc.get("role")
-    role = role.strip().lower() if isinstance(role, str) else ""
-    if role not in accounts_store.ROLES:
+    role = _role(doc.get("role"))
+    if role is None:
         raise BadRequest("Invalid role")
+    expected = None
+    if doc.get("current_role") is not None:
+        expected = _role(doc["current_role"])
+        if expected is None:
+            raise BadRequest("Invalid current_role")
     svc = services()
     aid = auth.account_id(svc.cfg, email)
-    accounts_store.set_role(svc.db, aid, role)
+    try:
+        accounts_store.change_role(svc.db, row_locks(), aid, role, expected)
+    except accounts_store.RoleConflict as e:
+        raise Conflict(f"current_role: the role is now {e.current}") from None
     log.info("role of account %s set to %s by %s", aid, role, auth.current_session().account_id)
     return json_response({}, nocache=True)
 
@@ -201,7 +215,7 @@ def set_session_expunge() -> Response:
       - $ref: '#/parameters/AdminToken'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SetSessionExpungeBody'}}
     responses:
-      200: {description: 'stored: role-protected routes now answer 401 "Authentication token expired" to the account''s tokens issued before this moment, so a role change applies at once', schema: {$ref: '#/definitions/SetAccountRole'}}
+      200: {description: 'stored: role-protected routes (refresh included) now answer 401 "Authentication token expired" to the account''s tokens issued up to this millisecond', schema: {$ref: '#/definitions/SetAccountRole'}}
       400: {description: "Invalid email address", schema: {$ref: '#/definitions/Error'}}
       401: {description: "Authentication required, Role not authorized", schema: {$ref: '#/definitions/Error'}}
     """

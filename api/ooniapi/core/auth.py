@@ -28,11 +28,12 @@ CORS headers of api.md §1.5 to every answer of the route, errors included.
 """
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import functools
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -231,19 +232,24 @@ class Session:
     login_time: int
     iat: int
     exp: int
+    # Issue time in milliseconds (the ``iat_ms`` claim; ``iat * 1000`` for
+    # tokens without it): what a session expunge is compared with.
+    issued_ms: int = 0
 
 
 def session_token(cfg: Config, account_id: str, role: str, login_time: int | None = None,
                   now: dt.datetime | None = None) -> str:
     """A ``user_auth`` token; ``exp`` is capped by the login time so that
     refreshing never extends a login beyond LOGIN_EXPIRY_DAYS."""
-    now_ts = _ts(now or utcnow())
+    now = now or utcnow()
+    now_ts = _ts(now)
     login_time = now_ts if login_time is None else int(login_time)
     session_days = cfg.get_int("SESSION_EXPIRY_DAYS", 2)
     login_days = cfg.get_int("LOGIN_EXPIRY_DAYS", 7)
     exp = min(now_ts + session_days * 86400, login_time + login_days * 86400)
     claims = {"nbf": now_ts, "iat": now_ts, "exp": exp, "aud": AUD_USER,
-              "account_id": account_id, "login_time": login_time, "role": role}
+              "account_id": account_id, "login_time": login_time, "role": role,
+              "iat_ms": epoch_ms(now)}
     return encode(claims, jwt_key(cfg))
 
 
@@ -251,9 +257,10 @@ def decode_session(cfg: Config, token: str) -> Session:
     """Raises Unauthorized("Authentication required") for any bad token."""
     try:
         c = decode(token, jwt_key(cfg), AUD_USER)
+        iat = int(c["iat"])
         return Session(account_id=str(c["account_id"]), role=str(c["role"]),
-                       login_time=int(c.get("login_time") or c["iat"]),
-                       iat=int(c["iat"]), exp=int(c["exp"]))
+                       login_time=int(c.get("login_time") or iat),
+                       iat=iat, exp=int(c["exp"]), issued_ms=issued_ms(c, iat))
     except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
         raise Unauthorized("Authentication required") from None
 
@@ -265,17 +272,63 @@ def _bearer() -> str | None:
     return None
 
 
-def expunge_threshold(account_id: str) -> dt.datetime | None:
+# --- session revocation: expunge and role changes (issue 16) ---------------
+#
+# A session token names its role, but the stored state of the account wins
+# at every request: a token issued at or before the account's expunge
+# threshold is refused, and a stored role replaces the token's, so that a
+# demotion or an expunge cuts a session off at its next request, refresh
+# included. Thresholds are compared in milliseconds; a token without the
+# ``iat_ms`` claim counts as issued at the start of its ``iat`` second, so
+# it can never slip past an expunge made later in that second.
+
+def epoch_ms(now: dt.datetime) -> int:
+    """Milliseconds since the epoch of a naive UTC datetime (exact, no float)."""
+    return calendar.timegm(now.utctimetuple()) * 1000 + now.microsecond // 1000
+
+
+def issued_ms(claims: dict[str, Any], iat: int) -> int:
+    v = claims.get("iat_ms")
+    # Only an iat_ms within its own iat second is believed.
+    if isinstance(v, int) and not isinstance(v, bool) and iat * 1000 <= v < iat * 1000 + 1000:
+        return v
+    return iat * 1000
+
+
+@dataclass(frozen=True)
+class AccountState:
+    role: str | None         # stored role, None when the account has no row
+    expunged_ms: int | None  # the latest expunge threshold, in ms
+
+
+def account_state(account_id: str) -> AccountState:
+    """Stored role and expunge threshold of an account, in one query. The
+    legacy ``session_expunge`` table holds whole seconds; ``session_revocation``
+    the milliseconds (both written by every expunge)."""
     row = services().db.query_one(
-        "SELECT threshold FROM session_expunge WHERE account_id = {a:String}",
+        """SELECT
+             (SELECT role FROM accounts WHERE account_id = {a:String}) AS role,
+             (SELECT toInt64(toUnixTimestamp(threshold)) * 1000 FROM session_expunge
+              WHERE account_id = {a:String}) AS legacy_ms,
+             (SELECT threshold_ms FROM session_revocation
+              WHERE account_id = {a:String}) AS threshold_ms""",
         {"a": account_id})
-    return row["threshold"] if row else None
+    thresholds = [v for v in (row["legacy_ms"], row["threshold_ms"]) if v is not None]
+    return AccountState(role=row["role"] or None,
+                        expunged_ms=max(thresholds) if thresholds else None)
 
 
-def _check_expunge(sess: Session) -> None:
-    threshold = expunge_threshold(sess.account_id)
-    if threshold is not None and sess.iat < _ts(threshold):
+def check_session(sess: Session) -> Session:
+    """The session as the account's stored state allows it: raises
+    Unauthorized("Authentication token expired") when the token was issued
+    at or before the account's last expunge; the role is the stored one
+    when the account has a stored role."""
+    st = account_state(sess.account_id)
+    if st.expunged_ms is not None and sess.issued_ms <= st.expunged_ms:
         raise Unauthorized("Authentication token expired")
+    if st.role is not None and st.role != sess.role:
+        return replace(sess, role=st.role)
+    return sess
 
 
 def current_session() -> Session | None:
@@ -291,11 +344,9 @@ def session_from_request() -> Session | None:
     if not token:
         return None
     try:
-        sess = decode_session(services().cfg, token)
-        _check_expunge(sess)
+        return check_session(decode_session(services().cfg, token))
     except Unauthorized:
         return None
-    return sess
 
 
 def is_credentialed_view(view) -> bool:
@@ -332,10 +383,9 @@ def require_role(*roles: str) -> Callable:
             token = _bearer()
             if not token:
                 raise Unauthorized("Authentication required")
-            sess = decode_session(services().cfg, token)
+            sess = check_session(decode_session(services().cfg, token))
             if sess.role not in allowed:
                 raise Unauthorized("Role not authorized")
-            _check_expunge(sess)
             g.ooni_session = sess
             return fn(*args, **kwargs)
         # credentialed answers the 401s too, so that they carry no-cache + CORS.

@@ -35,6 +35,11 @@ class NotFound(ApiError):
     status = 404
 
 
+class Conflict(ApiError):
+    """A conditional write lost against a concurrent one (issue 16)."""
+    status = 409
+
+
 class PayloadTooLarge(ApiError):
     status = 413
 

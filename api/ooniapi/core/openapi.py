@@ -73,6 +73,14 @@ DEFINITIONS = {
             "error": {"type": "string", "description": "human readable message"},
         },
     },
+    "OoniError": {
+        "type": "object",
+        "required": ["error", "err_str"],
+        "properties": {
+            "error": {"type": "string", "description": "human readable message"},
+            "err_str": {"type": "string", "description": "stable machine code"},
+        },
+    },
     "AggregationError": {
         "type": "object",
         "required": ["error", "v"],

@@ -2,9 +2,11 @@
 
 Quotas are seconds of wall-clock request processing time, in three buckets
 (month, week, day) per client key. A client key is the client's /24 (IPv4)
-or /64 (IPv6) network, or, when the request carries a valid user session
-token, the account (the "token accounts" of the operator docs, with their
-own, configurable, limits).
+or /64 (IPv6) network; a request with a valid user session token is also
+charged to its account (the "token accounts" of the operator docs, with
+their own, configurable, limits). A plain user pays from both the network's
+and the account's buckets, so an account never has more than its network;
+an admin pays from the account's buckets alone (``client_keys``).
 
 The buckets live in one LMDB environment shared by every API worker process
 on the host: each charge is one write transaction, and LMDB serialises
@@ -345,20 +347,50 @@ class RateLimiter:
         return out[:n]
 
 
-def _session_account(cfg: Config) -> str | None:
-    """The account of a valid user session token, if any. Only the
-    signature and expiry are checked (no database lookup per request): an
-    expunged but unexpired token still gets its account metered, which is
-    the cautious side."""
+def _session(cfg: Config):
+    """The valid user session token of the request, if any. Only the
+    signature and expiry are checked here (no database lookup for plain
+    users): an expunged but unexpired token still gets its account metered,
+    which is the cautious side."""
     h = request.headers.get("Authorization", "")
     if not h.startswith("Bearer "):
         return None
     from ooniapi.core.auth import decode_session
     from ooniapi.core.errors import Unauthorized
     try:
-        return decode_session(cfg, h[len("Bearer "):].strip()).account_id
+        return decode_session(cfg, h[len("Bearer "):].strip())
     except Unauthorized:
         return None
+
+
+def _is_admin_session(sess) -> bool:
+    """Whether an admin token still belongs to an admin (stored role, not
+    expunged): a demoted admin must not keep the admin budget."""
+    if sess is None or sess.role != "admin":
+        return False
+    from ooniapi.core.auth import check_session
+    from ooniapi.core.errors import Unauthorized
+    try:
+        return check_session(sess).role == "admin"
+    except Unauthorized:
+        return False
+    except Exception:  # the database is down: the cautious side, a user
+        log.exception("cannot check the role of an admin token; metered as a user")
+        return False
+
+
+def client_keys(rl: "RateLimiter", addr: IpAddress, sess) -> list[ClientKey]:
+    """Who pays for a request (issue 16, defect 6). Anonymous: the client's
+    network. A plain user: the network and the account, both of which must
+    have budget left and both of which are charged, so an account never
+    adds budget to its network and free accounts do not multiply quotas.
+    An admin: the account alone, with the token budgets (per-role budgets,
+    docs/operations.md)."""
+    if sess is None:
+        return [rl.ip_client(addr)]
+    if _is_admin_session(sess):
+        return [rl.token_client(sess.account_id)]
+    return [rl.ip_client(addr), rl.token_client(sess.account_id)]
 
 
 def limiter(app: Flask) -> RateLimiter:
@@ -375,22 +407,21 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _check_quota():
         g.rl_start = time.monotonic()
-        g.rl_client = None
+        g.rl_clients = []
         if request.method == "OPTIONS" or rl.is_unmetered_path(request.path):
             return None
         addr = rl.client_address(request.remote_addr, request.headers)
         if addr is None or rl.is_whitelisted(addr):
             return None
-        account = _session_account(svc.cfg)
-        ck = rl.token_client(account) if account else rl.ip_client(addr)
-        g.rl_client = ck
+        keys = client_keys(rl, addr, _session(svc.cfg))
+        g.rl_clients = keys
         try:
             rl.store.refill_if_due(time.time(), rl.refill_interval)
-            available = rl.store.is_available(ck)
+            available = all(rl.store.is_available(ck) for ck in keys)
         except lmdb.Error:
             # A broken quota store must not take the read API down with it.
             log.exception("rate limiter store unavailable at %s", rl.store.path)
-            g.rl_client = None
+            g.rl_clients = []
             return None
         if not available:
             svc.metrics.incr("rate_limit.throttled")
@@ -400,14 +431,15 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _charge(resp: Response) -> Response:
-        ck = g.get("rl_client")
+        keys = g.get("rl_clients")
         start = g.get("rl_start")
-        if ck is None or start is None:
+        if not keys or start is None:
             return resp
+        elapsed = time.monotonic() - start
         try:
-            remaining = rl.store.charge(ck, time.monotonic() - start)
+            remaining = min(rl.store.charge(ck, elapsed) for ck in keys)
         except lmdb.Error:
-            log.exception("cannot charge quota for %s", ck.label)
+            log.exception("cannot charge quota for %s", ", ".join(k.label for k in keys))
             return resp
         resp.headers["X-RateLimit-Remaining"] = str(int(remaining))
         return resp

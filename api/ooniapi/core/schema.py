@@ -15,6 +15,12 @@ DDL = [
     `account_id` FixedString(32),
     `threshold` DateTime DEFAULT now()
     ) ENGINE = EmbeddedRocksDB PRIMARY KEY account_id""",
+    # Expunge thresholds in milliseconds (issue 16): session_expunge holds
+    # whole seconds and an EmbeddedRocksDB table cannot take a new column.
+    """CREATE TABLE IF NOT EXISTS session_revocation (
+    `account_id` FixedString(32),
+    `threshold_ms` Int64
+    ) ENGINE = EmbeddedRocksDB PRIMARY KEY account_id""",
     """CREATE TABLE IF NOT EXISTS msmt_feedback (
     `measurement_uid` String,
     `account_id` String,
@@ -79,8 +85,20 @@ DDL = [
 ]
 
 
+# Columns added after the seed schema, applied to tables that already exist
+# (ADD COLUMN IF NOT EXISTS is idempotent; old rows read the default).
+MIGRATIONS = [
+    # Explorer findings (issue 10): themes, and the slug a finding is shown
+    # by (empty on rows written before: the API answers "<year>-<id>").
+    "ALTER TABLE incidents ADD COLUMN IF NOT EXISTS `themes` Array(String) DEFAULT []",
+    "ALTER TABLE incidents ADD COLUMN IF NOT EXISTS `slug` String DEFAULT ''",
+]
+
+
 def ensure_schema(db: Database) -> None:
     for ddl in DDL:
+        db.command(ddl)
+    for ddl in MIGRATIONS:
         db.command(ddl)
     seed_test_groups(db)
 

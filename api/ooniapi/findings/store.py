@@ -1,11 +1,15 @@
-"""The ``incidents`` table (api.md §12, §18).
+"""The ``incidents`` table (api.md §12, §18): Explorer's findings.
 
 ReplacingMergeTree(update_time) ORDER BY id: every write inserts the whole
-incident again and the row with the newest ``update_time`` (the last
-inserted one on a tie) wins. Reads use FINAL and writes are followed by
-``OPTIMIZE ... FINAL``, so the answer after a write already shows it.
-``deleted`` is kept from the seed schema: rows written by the legacy API
-with ``deleted = 1`` stay hidden.
+incident again and the row with the newest ``update_time`` wins. Reads use
+FINAL and writes are followed by ``OPTIMIZE ... FINAL``, so the answer after
+a write already shows it. ``deleted`` is kept from the seed schema: rows
+written by the legacy API with ``deleted = 1`` stay hidden.
+
+Writes are read-check-write sequences; the routes run them holding the
+table's lock (``ooniapi.core.rowlock``), and every write moves
+``update_time`` strictly forward, so it is also the version a client's edit
+is checked against (issue 16, defect 3).
 """
 from __future__ import annotations
 
@@ -16,11 +20,13 @@ from typing import Any
 from ooni_common.db import Database
 
 from ooniapi.core.ids import generate_int_id
+from ooniapi.findings import slug as slugs
 
 
 @dataclass
 class Incident:
-    """One incident as stored (times naive UTC, ``published`` a bool)."""
+    """One incident as stored (times naive UTC, ``published`` a bool;
+    ``slug`` the effective one, legacy rows included)."""
     id: str
     title: str
     short_description: str
@@ -34,82 +40,121 @@ class Incident:
     create_time: dt.datetime
     update_time: dt.datetime
     creator_account_id: str
+    slug: str = ""
     CCs: list[str] = field(default_factory=list)
     ASNs: list[int] = field(default_factory=list)
+    themes: list[str] = field(default_factory=list)
     domains: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     test_names: list[str] = field(default_factory=list)
 
 
-# Column order of the API answers (api.md §12.1), ``text`` only for show.
-LIST_COLUMNS = ["id", "update_time", "start_time", "end_time", "reported_by", "title",
-                "event_type", "published", "CCs", "ASNs", "domains", "tags", "test_names",
-                "links", "short_description", "email_address", "create_time"]
+@dataclass(frozen=True)
+class Search:
+    """What a caller may see: ``account_id`` None for anonymous callers
+    (published incidents only). Within a filter any value matches, across
+    filters all must."""
+    account_id: str | None
+    only_mine: bool = False
+    themes: tuple[str, ...] = ()
+    country_codes: tuple[str, ...] = ()
+    asns: tuple[int, ...] = ()
+    domains: tuple[str, ...] = ()
 
-_WRITE_COLUMNS = ["id", "update_time", "start_time", "end_time", "creator_account_id",
-                  "reported_by", "title", "text", "event_type", "published", "CCs", "ASNs",
-                  "domains", "tags", "links", "test_names", "short_description",
-                  "email_address", "create_time"]
+
+_COLUMNS = ["id", "update_time", "start_time", "end_time", "creator_account_id",
+            "reported_by", "title", "text", "event_type", "published", "CCs", "ASNs",
+            "themes", "domains", "tags", "links", "test_names", "short_description",
+            "email_address", "create_time", "slug"]
+
+# Rows written before slugs existed answer "<year>-<id>" (slug.legacy).
+_SLUG_EXPR = "if(slug = '', concat(toString(toYear(create_time)), '-', id), slug)"
+
+
+def _select(with_text: bool = True) -> str:
+    cols = [c for c in _COLUMNS if c != "slug" and (with_text or c != "text")]
+    return ", ".join(cols) + f", {_SLUG_EXPR} AS eff_slug"
 
 
 def _incident(r: dict[str, Any]) -> Incident:
     return Incident(
         id=r["id"], title=r["title"], short_description=r["short_description"],
-        text=r["text"], reported_by=r["reported_by"], email_address=r["email_address"],
-        event_type=r["event_type"], published=bool(r["published"]),
-        start_time=r["start_time"], end_time=r["end_time"], create_time=r["create_time"],
-        update_time=r["update_time"], creator_account_id=r["creator_account_id"],
-        CCs=list(r["CCs"]), ASNs=[int(a) for a in r["ASNs"]], domains=list(r["domains"]),
-        tags=list(r["tags"]), links=list(r["links"]), test_names=list(r["test_names"]))
+        text=r.get("text", ""), reported_by=r["reported_by"],
+        email_address=r["email_address"], event_type=r["event_type"],
+        published=bool(r["published"]), start_time=r["start_time"], end_time=r["end_time"],
+        create_time=r["create_time"], update_time=r["update_time"],
+        creator_account_id=r["creator_account_id"], slug=r["eff_slug"],
+        CCs=list(r["CCs"]), ASNs=[int(a) for a in r["ASNs"]], themes=list(r["themes"]),
+        domains=list(r["domains"]), tags=list(r["tags"]), links=list(r["links"]),
+        test_names=list(r["test_names"]))
 
 
 def get(db: Database, incident_id: str) -> Incident | None:
     """The current, non-deleted version of an incident."""
-    row = db.query_one(f"""SELECT {', '.join(_WRITE_COLUMNS)}
+    row = db.query_one(f"""SELECT {_select()}
         FROM incidents FINAL
         WHERE id = {{id:String}} AND deleted != 1
         LIMIT 1""", {"id": incident_id})
     return _incident(row) if row else None
 
 
-def owned_by_other(db: Database, incident_id: str, account_id: str) -> bool:
-    """Whether a non-deleted incident with this id belongs to someone else."""
-    r = db.execute("""SELECT count() FROM incidents FINAL
-        WHERE id = {id:String} AND deleted != 1
-          AND creator_account_id != {acc:String}""",
-                   {"id": incident_id, "acc": account_id})
+def find(db: Database, key: str, published_only: bool) -> Incident | None:
+    """An incident by id (all digits) or by slug."""
+    where = ["deleted != 1"]
+    if slugs.looks_like_id(key):
+        where.append("id = {k:String}")
+    else:
+        where.append(f"{_SLUG_EXPR} = {{k:String}}")
+    if published_only:
+        where.append("published = 1")
+    row = db.query_one(f"""SELECT {_select()}
+        FROM incidents FINAL
+        WHERE {' AND '.join(where)}
+        ORDER BY id LIMIT 1""", {"k": key})
+    return _incident(row) if row else None
+
+
+def search(db: Database, q: Search) -> list[Incident]:
+    """Incidents the caller may see, without their text, ordered by title."""
+    where = ["deleted != 1"]
+    params: dict[str, Any] = {}
+    if q.account_id is None:
+        where.append("published = 1")
+    if q.only_mine:
+        if q.account_id is None:
+            return []
+        where.append("creator_account_id = {acc:String}")
+        params["acc"] = q.account_id
+    for col, values, typ in (("themes", q.themes, "Array(String)"),
+                             ("CCs", q.country_codes, "Array(String)"),
+                             ("ASNs", q.asns, "Array(UInt32)"),
+                             ("domains", q.domains, "Array(String)")):
+        if values:
+            where.append(f"hasAny({col}, {{{col}_f:{typ}}})")
+            params[f"{col}_f"] = list(values)
+    rows = db.query(f"""SELECT {_select(with_text=False)}
+        FROM incidents FINAL
+        WHERE {' AND '.join(where)}
+        ORDER BY title, id""", params)
+    return [_incident(r) for r in rows]
+
+
+def slug_taken(db: Database, slug: str) -> bool:
+    r = db.execute(f"""SELECT count() FROM incidents FINAL
+        WHERE deleted != 1 AND {_SLUG_EXPR} = {{s:String}}""", {"s": slug})
     return bool(r and r[0][0])
 
 
-def list_visible(db: Database, *, account_id: str | None, only_mine: bool,
-                 include_text: bool = False, incident_id: str | None = None
-                 ) -> list[dict[str, Any]]:
-    """Incidents the caller may see, ordered by title, as dicts in the
-    answer's key order plus ``mine`` (0/1). Anonymous callers see only
-    published incidents and own nothing."""
-    filters = ["deleted != 1"]
-    params: dict[str, Any] = {"acc": account_id or ""}
-    if account_id is None:
-        filters.append("published = 1")
-    if only_mine:
-        filters.append("creator_account_id = {acc:String}" if account_id else "0")
-    if incident_id is not None:
-        filters.append("id = {id:String}")
-        params["id"] = incident_id
-    cols = list(LIST_COLUMNS)
-    if include_text:
-        cols.insert(cols.index("event_type"), "text")
-    mine = "toUInt8(creator_account_id = {acc:String})" if account_id else "toUInt8(0)"
-    rows = db.query(f"""SELECT {', '.join(cols)}, {mine} AS mine
-        FROM incidents FINAL
-        WHERE {' AND '.join(filters)}
-        ORDER BY title, id""", params)
-    for r in rows:
-        r["published"] = bool(r["published"])
-        r["ASNs"] = [int(a) for a in r["ASNs"]]
-        r["mine"] = int(r["mine"])
-    return rows
+def free_slug(db: Database, base: str, attempts: int = 1000) -> str:
+    """``base`` or its first numbered alternative not in use."""
+    if not slug_taken(db, base):
+        return base
+    for n in range(2, attempts + 2):
+        candidate = slugs.numbered(base, n)
+        if not slug_taken(db, candidate):
+            return candidate
+    raise RuntimeError(f"no free slug for {base!r}")
 
 
 def id_exists(db: Database, incident_id: str) -> bool:
@@ -127,14 +172,21 @@ def new_id(db: Database, collector_id: str, attempts: int = 5) -> str:
     raise RuntimeError("could not find an unused incident id")
 
 
+def next_update_time(now: dt.datetime, prev: dt.datetime | None) -> dt.datetime:
+    """A version later than ``prev`` even within one second or when this
+    host's clock lags: the newest write wins the merge, and a client that
+    read ``prev`` can tell its copy is stale."""
+    now = now.replace(microsecond=0)
+    return now if prev is None else max(now, prev + dt.timedelta(seconds=1))
+
+
 def write(db: Database, inc: Incident) -> int:
     """Inserts the whole incident (a new version of its id); rows inserted."""
-    n = db.insert("incidents", _WRITE_COLUMNS, [[
-        inc.id, inc.update_time, inc.start_time, inc.end_time, inc.creator_account_id,
-        inc.reported_by, inc.title, inc.text, inc.event_type, 1 if inc.published else 0,
-        inc.CCs, inc.ASNs, inc.domains, inc.tags, inc.links, inc.test_names,
-        inc.short_description, inc.email_address, inc.create_time,
-    ]])
+    values = {
+        **{k: getattr(inc, k) for k in _COLUMNS if k != "published"},
+        "published": 1 if inc.published else 0,
+    }
+    n = db.insert("incidents", _COLUMNS, [[values[k] for k in _COLUMNS]])
     optimize(db)
     return n
 

@@ -79,15 +79,45 @@ def test_forged_x_real_ip_from_untrusted_peer_is_ignored(app, client):
     assert r.status_code == 429
 
 
-def test_token_accounts_have_their_own_budget(app, client, cfg):
+def test_fresh_user_token_gets_no_new_budget_on_an_exhausted_network(app, client, cfg):
+    """Issue 16, defect 6: once a /24 has used its quota, neither a fresh
+    user account nor any number of them gets a new budget."""
     exhaust(app, "192.0.2.10")
-    tok = session_token(cfg, "0" * 32, "user")
-    r = from_ip(client, METERED, "192.0.2.10", headers={"Authorization": f"Bearer {tok}"})
-    assert r.status_code == 200
-    assert int(r.headers["X-RateLimit-Remaining"]) <= 500  # token_per_day
-    # A token that does not verify falls back to the network's budget.
+    for n in range(3):
+        tok = session_token(cfg, str(n) * 32, "user")
+        r = from_ip(client, METERED, "192.0.2.77", headers={"Authorization": f"Bearer {tok}"})
+        assert r.status_code == 429, n
+        assert r.get_json() == {"error": "Too Many Requests"}
+    # A token that does not verify is the network, exhausted too.
     r = from_ip(client, METERED, "192.0.2.10", headers={"Authorization": "Bearer x.y.z"})
     assert r.status_code == 429
+
+
+def test_user_pays_from_network_and_account(app, client, cfg):
+    rl = limiter(app)
+    tok = session_token(cfg, "0" * 32, "user")
+    hdr = {"Authorization": f"Bearer {tok}"}
+    r = from_ip(client, METERED, "192.0.2.10", headers=hdr)
+    assert r.status_code == 200
+    assert int(r.headers["X-RateLimit-Remaining"]) <= 500  # token_per_day, the lower
+    net = rl.store.remaining(rl.ip_client(ipaddress.ip_address("192.0.2.10")))
+    acc = rl.store.remaining(rl.token_client("0" * 32))
+    assert net[2] < 4000 and acc[2] < 500  # both charged
+    # An exhausted account is refused from a fresh network too.
+    rl.store.charge(rl.token_client("0" * 32), 10**9)
+    assert from_ip(client, METERED, "198.51.100.9", headers=hdr).status_code == 429
+    assert from_ip(client, METERED, "198.51.100.9").status_code == 200
+
+
+def test_admin_has_the_token_budget_only_while_admin(app, client, cfg, db):
+    from ooniapi.accounts import store as accounts_store
+    exhaust(app, "192.0.2.10")
+    admin = {"Authorization": "Bearer " + session_token(cfg, "a" * 32, "admin")}
+    r = from_ip(client, METERED, "192.0.2.10", headers=admin)
+    assert r.status_code == 200
+    # Demoted: the admin token is metered as a user's, with the network.
+    accounts_store.set_role(db, "a" * 32, "user")
+    assert from_ip(client, METERED, "192.0.2.10", headers=admin).status_code == 429
 
 
 def test_quotas_summary_lists_lowest_daily_budgets_for_admins(app, client, cfg):

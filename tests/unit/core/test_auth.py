@@ -72,7 +72,8 @@ def test_session_expiry_capped_by_login_time(kcfg):
                    options={"verify_exp": False})
     assert c == {"nbf": 1326499200, "iat": 1326499200, "exp": 1326672000,
                  "aud": "user_auth", "account_id": "a" * 32,
-                 "login_time": 1326499200, "role": "admin"}
+                 "login_time": 1326499200, "role": "admin",
+                 "iat_ms": 1326499200000}
     # refreshed on day 6: capped at login + 7 days, not now + 2
     later = auth.session_token(kcfg, "a" * 32, "admin", login_time=1326499200,
                                now=dt.datetime(2012, 1, 20))
