@@ -290,3 +290,29 @@ def test_probe_and_other_tokens_are_refused(client, cfg):
     tok = session_token(cfg, ALICE, "probe")
     r = client.get(LIST + "it", headers={"Authorization": f"Bearer {tok}"})
     assert r.status_code == 401 and r.json["error"]
+
+
+def test_upstream_unreachable_before_the_first_fetch(cfg, db, headers, tmp_path):
+    from ooniapi.core.app import create_app
+    c = create_app(cfg.with_overrides(GITHUB_ORIGIN_URL=str(tmp_path / "gone.git")),
+                   db=db, notify_fastpath=lambda *a: None).test_client()
+    r = c.get(LIST + "it", headers=headers())
+    assert r.status_code == 503 and "citizenlab/test-lists" in r.json["error"]
+    r = c.post(UPDATE, headers=headers(), json={"country_code": "it", "new_entry": GOOD})
+    assert r.status_code == 503
+    # Checked before any git or GitHub work: the same answer as when all is up.
+    r = c.get(LIST + "ita", headers=headers())
+    assert r.status_code == 400 and r.json["err_str"] == "err_invalid_country_code"
+
+
+def test_upstream_unreachable_later_serves_the_last_fetch(client, headers, cfg, remotes,
+                                                          tmp_path):
+    upstream, _ = remotes
+    h = headers()
+    want = view(client, h, "it")["test_list"]
+    upstream.rename(tmp_path / "moved.git")
+    assert view(client, h, "it")["test_list"] == want
+    update(client, h, "it", new=GOOD)
+    r = client.post(SUBMIT, headers=h)  # submit needs a fresh upstream
+    assert r.status_code == 503 and r.json["error"]
+    assert view(client, h, "it")["state"] == "IN_PROGRESS"
