@@ -141,9 +141,14 @@ class GitHub:
         return self._pull(doc[0])
 
     def get_pull(self, repo: str, number: int) -> PullRequest:
+        """A PR GitHub no longer has (404, e.g. repository recreated) reads
+        as closed, so that the account is not stuck waiting for it."""
         try:
             return self._pull(self.request("GET", f"{self._repo(repo)}/pulls/{number}"))
         except Refused as e:
+            if e.status in (404, 410):
+                log.warning("pull request %s/%d is gone (%d)", repo, number, e.status)
+                return PullRequest(number, "", "", "closed", False)
             raise Unavailable(f"GitHub refused to show pull request {number} "
                               f"({e.status}): {e.message}") from None
 

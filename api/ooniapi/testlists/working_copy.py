@@ -216,6 +216,10 @@ class AccountCopy:
             return json.loads((self.dir / name).read_text())
         except FileNotFoundError:
             return default
+        except (OSError, ValueError) as e:
+            log.error("account %s: unreadable %s (%s), starting from empty",
+                      self.account_id, name, e)
+            return default
 
     def _write_json(self, name: str, doc: Any) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -225,8 +229,15 @@ class AccountCopy:
         return (self.worktree / ".git").exists()
 
     def load_state(self) -> AccountState:
-        st = AccountState(**self._read_json("state.json", {}))
+        doc = self._read_json("state.json", {})
+        try:
+            st = AccountState(**doc)
+        except TypeError:
+            st = AccountState()
         # Repair what a crash between two steps may have left.
+        if st.state not in (CLEAN, IN_PROGRESS, PR_OPEN) or \
+                (st.state == PR_OPEN and not isinstance(st.pr_number, int)):
+            st = AccountState(IN_PROGRESS if self.has_worktree() else CLEAN)
         if st.state == CLEAN and self.has_worktree():
             st = AccountState(IN_PROGRESS)
         elif st.state == IN_PROGRESS and not self.has_worktree():

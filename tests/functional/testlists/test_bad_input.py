@@ -316,3 +316,32 @@ def test_upstream_unreachable_later_serves_the_last_fetch(client, headers, cfg, 
     r = client.post(SUBMIT, headers=h)  # submit needs a fresh upstream
     assert r.status_code == 503 and r.json["error"]
     assert view(client, h, "it")["state"] == "IN_PROGRESS"
+
+
+def test_pr_gone_from_github_frees_the_account(client, headers, github):
+    h = headers()
+    update(client, h, "it", new=GOOD)
+    assert client.post(SUBMIT, headers=h).status_code == 200
+    github.pulls.clear()  # GitHub answers 404 for it now
+    assert view(client, h, "it")["state"] == "CLEAN"
+    update(client, h, "it", new=GOOD)
+    assert view(client, h, "it")["state"] == "IN_PROGRESS"
+
+
+def test_damaged_state_files_are_repaired(client, headers, cfg):
+    h = headers()
+    update(client, h, "it", new=GOOD)
+    d = cfg.data_dir / "testlists" / "users" / ALICE
+    (d / "state.json").write_text('{"state": "PR_OPEN"')
+    (d / "journal.json").write_text("garbage")
+    doc = view(client, h, "it")
+    assert doc["state"] == "IN_PROGRESS" and GOOD in doc["test_list"]
+    (d / "state.json").write_text('{"state": "PR_OPEN", "pr_number": null}')
+    assert view(client, h, "it")["state"] == "IN_PROGRESS"
+    assert client.post(SUBMIT, headers=h).status_code == 200
+
+
+def test_non_ascii_account_id_is_refused(client, cfg):
+    tok = session_token(cfg, "é" * 8, "user")
+    r = client.get(LIST + "it", headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 403 and r.json["error"]
