@@ -228,8 +228,13 @@ class Editor:
                 upstream = self.repo.upstream()
                 self._changed_text(ac, cc, old, new, at=upstream)
                 ac.create_worktree(upstream)
-                ac.save_state(AccountState(IN_PROGRESS))
-            self._apply(ac, cc, old, new, comment, ac.author)
+                try:
+                    self._apply(ac, cc, old, new, comment, ac.author)
+                except Exception:
+                    ac.discard()  # back to CLEAN rather than an empty IN_PROGRESS
+                    raise
+            else:
+                self._apply(ac, cc, old, new, comment, ac.author)
             ac.save_journal(ac.journal() + [{
                 "cc": cc, "old": old.as_dict() if old else None,
                 "new": new.as_dict() if new else None, "comment": comment,

@@ -3,6 +3,8 @@ working copy as it was (clean, same commit, same state); GitHub failures
 are 503s after which the submit can be retried."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ooniapi.core.auth import session_token
@@ -345,3 +347,23 @@ def test_non_ascii_account_id_is_refused(client, cfg):
     tok = session_token(cfg, "é" * 8, "user")
     r = client.get(LIST + "it", headers={"Authorization": f"Bearer {tok}"})
     assert r.status_code == 403 and r.json["error"]
+
+
+def test_failed_commit_releases_the_lock_and_is_undone(client, headers, cfg):
+    """git refusing to commit (here: a stale index.lock) is a 500 that
+    leaves no half-applied change and no held lock behind."""
+    h = headers()
+    update(client, h, "it", new=GOOD)
+    head = wt_git(cfg, ALICE, "rev-parse", "HEAD")
+    gitdir = git("rev-parse", "--absolute-git-dir", cwd=worktree(cfg, ALICE))
+    lock = Path(gitdir) / "index.lock"
+    lock.write_text("")
+    other = entry("https://not-committed.org/")
+    r = client.post(UPDATE, headers=h, json={"country_code": "it", "new_entry": other})
+    assert r.status_code == 500 and r.json["error"]
+    lock.unlink()
+    doc = view(client, h, "it")  # would wait and 409 if the lock were still held
+    assert other not in doc["test_list"] and GOOD in doc["test_list"]
+    assert wt_git(cfg, ALICE, "status", "--porcelain") == ""
+    assert wt_git(cfg, ALICE, "rev-parse", "HEAD") == head
+    assert [c["url"] for c in doc["changes"]["it"]] == [GOOD["url"]]
