@@ -18,12 +18,12 @@ import csv
 import io
 import logging
 import os
-import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ooni_common import testlists
 from ooni_common.config import Config
 from ooni_common.db import Database
 from ooni_common.metrics import Metrics, from_config
@@ -37,20 +37,12 @@ log = logging.getLogger(UNIT)
 
 DEFAULT_REPO = "https://github.com/citizenlab/test-lists.git"
 
-# api.md §20.3: the codes of the new legend, which the API also serves.
-CATEGORY_CODES = frozenset(
-    "ALDR REL PORN PROV POLR HUMR ENV MILX HATE NEWS XED PUBH GMB ANON DATE GRP LGBT "
-    "FILE HACK COMT MMED HOST SRCH GAME CULTR ECON GOVT COMM CTRL IGO MISC".split())
-
-# The legacy updater's URL pattern (reference-data.md §1), ASCII hosts only.
-URL_RE = re.compile(
-    r"(?:(?i:https?)://)?"
-    r"(?P<host>(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)\.)+"
-    r"(?:[A-Za-z]{2,6}\.?|[A-Za-z0-9-]{2,}\.?)"
-    r"|[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})"
-    r"(?::[0-9]+)?"
-    r"(?:/?|[/?]\S+)\Z")
-FORBIDDEN = re.compile(r"[\r\n\t\\]")
+# The legend and the URL rule are shared with the test-list editor
+# (ooniapi.testlists), so that it never proposes a row this updater drops.
+CATEGORY_CODES = testlists.CATEGORY_CODES
+URL_RE = testlists.URL_RE
+FORBIDDEN = testlists.FORBIDDEN
+extract_domain = testlists.extract_domain
 
 
 @dataclass(frozen=True)
@@ -81,15 +73,6 @@ class CitizenlabSettings:
             git_timeout=cfg.get_float("CITIZENLAB_GIT_TIMEOUT", 120),
             category_codes=frozenset(codes),
         )
-
-
-def extract_domain(url: str) -> str | None:
-    """The host as written (case and trailing dot kept, port removed), or
-    None when the URL is not acceptable."""
-    if FORBIDDEN.search(url):
-        return None
-    m = URL_RE.match(url)
-    return m.group("host") if m else None
 
 
 def cc_for_file(path: Path) -> str | None:

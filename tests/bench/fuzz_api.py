@@ -383,6 +383,14 @@ def main() -> int:
     proc = None
     try:
         print(load_test_lists(data_dir, env, work))
+        # The test-list editor works on local repositories and the fake
+        # GitHub, never on github.com.
+        sys.path.insert(0, str(REPO))
+        from tests.functional.testlists.fake_github import FakeGitHub
+        from tests.functional.testlists.support import build_remotes
+        gh = FakeGitHub(*build_remotes(work / "testlists-remotes")[:2])
+        env.update(OONI_GITHUB_ORIGIN_URL=str(gh.upstream), OONI_GITHUB_PUSH_URL=str(gh.fork),
+                   OONI_GITHUB_API_URL=gh.url, OONI_GITHUB_TOKEN=gh.token)
         port = free_port()
         with open(log_path, "wb") as logf:
             proc = subprocess.Popen([str(BIN / "ooni-backend"), "run", "--port", str(port),

@@ -37,6 +37,7 @@ BLUEPRINTS = [
     "ooniapi.explorer.routes",
     "ooniapi.findings.routes",
     "ooniapi.accounts.routes",
+    "ooniapi.testlists.routes",
 ]
 
 # Prefixes whose errors are JSON (api.md §1.3); elsewhere HTML is allowed.

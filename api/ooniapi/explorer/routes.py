@@ -252,6 +252,83 @@ def website_urls() -> Response:
         max_age=3600)
 
 
+NETWORK_STATS_DAYS = 30
+NETWORK_STATS_MAX_LIMIT = 1000
+
+
+@bp.route(f"{PREFIX}/network_stats")
+def network_stats() -> Response:
+    """Measurement and anomaly counts per network in a country.
+    ---
+    tags: [private]
+    summary: Networks of a country over the last 30 days, most measured first, paged
+    parameters:
+      - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
+      - {name: limit, in: query, type: integer, default: 10, description: "page size, at most 1000; 0 or less means 10"}
+      - {name: offset, in: query, type: integer, default: 0}
+    responses:
+      200:
+        description: >
+          All tests, measurement_start_time from today-30 (00:00 UTC) to now.
+          Ordered by measurement_count descending, then ASN. anomaly_share is
+          anomaly_count / measurement_count; org_name is "" when unknown.
+          metadata.total_count is the number of networks; next_url is set
+          when more networks follow this page.
+        schema:
+          type: object
+          properties:
+            metadata:
+              type: object
+              properties:
+                offset: {type: integer}
+                limit: {type: integer}
+                current_page: {type: integer}
+                total_count: {type: integer}
+                next_url: {type: string, x-nullable: true}
+            results:
+              type: array
+              items:
+                type: object
+                properties:
+                  probe_asn: {type: integer, example: 30722}
+                  org_name: {type: string}
+                  measurement_count: {type: integer}
+                  anomaly_count: {type: integer}
+                  confirmed_count: {type: integer}
+                  failure_count: {type: integer}
+                  anomaly_share: {type: number, example: 0.25}
+                  last_measurement: {type: string, example: "2021-07-09T00:55:13Z"}
+      400:
+        description: missing or incorrect probe_cc, bad limit or offset
+        schema:
+          $ref: '#/definitions/Error'
+    """
+    limit = parse_int("limit", request.args.get("limit"), 10, maximum=NETWORK_STATS_MAX_LIMIT)
+    if limit <= 0:
+        limit = 10
+    offset = parse_int("offset", request.args.get("offset"), 0, minimum=0)
+    cc = _probe_cc()
+    st = _stats()
+    today = st.today()
+    first, end = today - dt.timedelta(days=NETWORK_STATS_DAYS), today + dt.timedelta(days=1)
+    total = st.network_count(cc, first, end)
+    rows = st.network_stats(cc, first, end, limit, offset) if offset < total else []
+    next_url = None
+    if offset + len(rows) < total:
+        base = services().cfg.get_str("BASE_URL", "") or request.url_root
+        qs = urlencode({"limit": limit, "offset": offset + limit, "probe_cc": cc})
+        next_url = urljoin(base, f"{PREFIX}/network_stats?{qs}")
+    metadata = {"offset": offset, "limit": limit, "current_page": math.ceil(offset / limit) + 1,
+                "total_count": total, "next_url": next_url}
+    return json_response({"metadata": metadata, "results": [{
+        "probe_asn": r.probe_asn, "org_name": r.org_name,
+        "measurement_count": r.measurement_count, "anomaly_count": r.anomaly_count,
+        "confirmed_count": r.confirmed_count, "failure_count": r.failure_count,
+        "anomaly_share": round(r.anomaly_count / r.measurement_count, 4),
+        "last_measurement": r.last_measurement.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        for r in rows]}, max_age=3600)
+
+
 @bp.route(f"{PREFIX}/vanilla_tor_stats")
 def vanilla_tor_stats() -> Response:
     """Vanilla Tor reachability per network in a country.

@@ -121,6 +121,17 @@ class NetworkCount:
 
 
 @dataclass(frozen=True)
+class NetworkStats:
+    probe_asn: int
+    org_name: str
+    measurement_count: int
+    anomaly_count: int
+    confirmed_count: int
+    failure_count: int
+    last_measurement: dt.datetime
+
+
+@dataclass(frozen=True)
 class DomainCount:
     domain_name: str
     category_code: str
@@ -378,6 +389,38 @@ class ExplorerStats:
             ON o.asn = c.probe_asn
             ORDER BY c.probe_asn""")
         return [NetworkCount(*r) for r in rows]
+
+    def network_count(self, probe_cc: str, first: dt.date, end: dt.date) -> int:
+        return self._rows("""
+            SELECT uniqExact(probe_asn) FROM fastpath
+            WHERE probe_cc = {cc:String}
+              AND measurement_start_time >= {first:Date} AND measurement_start_time < {end:Date}""",
+            {"cc": probe_cc, "first": first, "end": end})[0][0]
+
+    def network_stats(self, probe_cc: str, first: dt.date, end: dt.date, limit: int,
+                      offset: int) -> list[NetworkStats]:
+        """One page of a country's networks, most measured first."""
+        rows = self._rows("""
+            SELECT c.probe_asn, o.org_name, c.cnt, c.anomalies, c.confirmed, c.failures, c.last
+            FROM (
+                SELECT probe_asn, count() AS cnt, countIf(anomaly = 't') AS anomalies,
+                       countIf(confirmed = 't') AS confirmed,
+                       countIf(msm_failure = 't') AS failures,
+                       max(measurement_start_time) AS last
+                FROM fastpath FINAL
+                WHERE probe_cc = {cc:String}
+                  AND measurement_start_time >= {first:Date}
+                  AND measurement_start_time < {end:Date}
+                GROUP BY probe_asn
+                ORDER BY cnt DESC, probe_asn
+                LIMIT {limit:UInt64} OFFSET {offset:UInt64}
+            ) AS c
+            LEFT JOIN (SELECT asn, argMax(org_name, changed) AS org_name
+                       FROM asnmeta GROUP BY asn) AS o
+            ON o.asn = c.probe_asn
+            ORDER BY c.cnt DESC, c.probe_asn""",
+            {"cc": probe_cc, "first": first, "end": end, "limit": limit, "offset": offset})
+        return [NetworkStats(*r) for r in rows]
 
     def domains(self) -> list[DomainCount]:
         rows = self._rows("""
