@@ -45,6 +45,7 @@ setup(
         "test": [
             "pytest>=8,<10",
             "moto[server]>=5.0,<6",
+            "feedparser>=6.0,<7",
         ],
     },
     entry_points={
@@ -56,6 +57,8 @@ setup(
             "ooni-api-uploader=analysis.uploader:main",
             "ooni-download-geoip=analysis.geoip_download:main",
             "ooni-db-backup=analysis.backup:main",
+            "detector=analysis.detector.job:main",
+            "rotation=analysis.rotation.job:main",
         ],
     },
 )

@@ -6,7 +6,8 @@ Hours with fewer than ``min_samples`` measurements are pooled with the
 following hours until the pool is large enough, so a network sending one
 measurement an hour is still watched but never decides on one sample.
 
-The reference level (``mean``) is the average share of the current regime,
+After a change the next ``relearn`` observations only refine the new
+level. The reference level (``mean``) is the average share of the current regime,
 updated only while neither accumulator is running, so the observations of a
 change in progress do not drag the reference towards the new level and hide
 it. When an accumulator crosses ``h`` the change is confirmed: its start is
@@ -44,6 +45,10 @@ class Params:
     # Observations that only build the first reference: one noisy hour is
     # a poor baseline and would read as a change on the next ones.
     warmup: int = 24
+    # Observations after a change that only refine the new level: the first
+    # estimate comes from a few hours, partly from before the change, and
+    # would otherwise be "corrected" by a second, spurious changepoint.
+    relearn: int = 6
 
 
 @dataclass
@@ -61,6 +66,7 @@ class State:
     neg_cnt: int = 0
     status: str = OK
     status_known: bool = False             # warm-up done
+    relearn_left: int = 0                  # observations left to refine the level
     last_ts: dt.datetime | None = None     # last hour that had measurements
     pend_n: int = 0                        # pooled hours not yet an observation
     pend_blocked: int = 0
@@ -84,6 +90,7 @@ class Change:
     new_mean: float
     count: int               # measurements in the confirming observation
     status_change: str = ""
+    status: str = OK         # the series' status after the change
 
 
 def _reset_acc(s: State) -> None:
@@ -131,6 +138,11 @@ def _observe(s: State, start: dt.datetime, ts: dt.datetime, x: float, count: int
             s.status = BLOCKED if s.mean >= p.blocked_share else OK
             s.status_known = True
         return None
+    if s.relearn_left > 0:
+        s.relearn_left -= 1
+        s.mean = (s.mean * s.mean_n + x) / (s.mean_n + 1)
+        s.mean_n += 1
+        return None
     s.s_pos = max(0.0, s.s_pos + (x - s.mean) - p.k)
     s.s_neg = max(0.0, s.s_neg + (s.mean - x) - p.k)
     if s.s_pos > 0:
@@ -162,10 +174,12 @@ def _observe(s: State, start: dt.datetime, ts: dt.datetime, x: float, count: int
             status_change = OK
         ch = Change(ts=begin or start, last_ts=ts, direction=direction, s_pos=s.s_pos,
                     s_neg=s.s_neg, h=p.h, old_mean=old_mean, new_mean=new_mean,
-                    count=count, status_change=status_change)
+                    count=count, status_change=status_change,
+                    status=status_change or s.status)
         if status_change:
             s.status = status_change
         s.mean, s.mean_n = new_mean, cnt
+        s.relearn_left = p.relearn
         _reset_acc(s)
         return ch
     if s.s_pos == 0 and s.s_neg == 0:
