@@ -121,5 +121,6 @@ def test_command_line(week_db, cfg, capsys, monkeypatch):
 
 def test_registered_job(week_db, cfg):
     from analysis.jobs import all_jobs
-    all_jobs()["detector"].run(cfg.with_overrides(DETECTOR_INITIAL_HOURS=24 * 400), week_db)
+    all_jobs()["detector"].run(cfg.with_overrides(DETECTOR_INITIAL_HOURS=int((dt.datetime.utcnow() - T0).total_seconds() // 3600) + 24,
+                                                   DETECTOR_CHUNK_HOURS=24 * 30), week_db)
     assert [e[4] for e in _events(week_db)] == ["BLOCKED", "OK"]
