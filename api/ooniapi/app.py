@@ -34,6 +34,7 @@ BLUEPRINTS = [
     "ooniapi.routes.private",
     "ooniapi.routes.incidents",
     "ooniapi.routes.auth_routes",
+    "ooniapi.detector.routes",
 ]
 
 # Prefixes whose errors are JSON (api.md §1.3); elsewhere HTML is allowed.
