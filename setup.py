@@ -46,6 +46,7 @@ setup(
             "pytest>=8,<10",
             "moto[server]>=5.0,<6",
             "feedparser>=6.0,<7",
+            "paramiko>=3.4,<6",
         ],
     },
     entry_points={

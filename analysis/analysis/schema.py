@@ -146,6 +146,11 @@ DDL = [
     ) ENGINE = CollapsingMergeTree(sign)
     ORDER BY name
     SETTINGS index_granularity = 8""",
+    # Rotation's step of each VM (analysis/rotation/store.py); '' on rows of
+    # the legacy script, read as live/draining/destroyed from the timestamps.
+    "ALTER TABLE test_helper_instances ADD COLUMN IF NOT EXISTS `state` LowCardinality(String)",
+    "ALTER TABLE test_helper_instances ADD COLUMN IF NOT EXISTS `provider_id` String",
+    "ALTER TABLE test_helper_instances ADD COLUMN IF NOT EXISTS `updated_at` Nullable(DateTime64(3, 'UTC'))",
 ]
 
 
