@@ -14,7 +14,7 @@ from flask import Blueprint, Flask, Response, request
 
 from ooni_common.timeutil import utcnow
 
-from .. import auth, ids
+from .. import auth, ids, live_test_helpers
 from ..context import services
 from ..errors import ApiError, BadRequest
 from ..geoip import DEFAULT_TRUSTED_PROXIES, GeoIP, Location, client_ip, parse_networks
@@ -96,7 +96,7 @@ def init_app(app: Flask) -> None:
 
 
 def probe_conf() -> ProbeConf:
-    return services().extras["probe_conf"]
+    return live_test_helpers.probe_conf(services())
 
 
 def prioritizer() -> Prioritizer:
