@@ -63,7 +63,8 @@ class FakeTH:
             srv.socket.close()
             srv.socket = s
             srv.daemon_threads = True
-            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                             daemon=True).start()
             self.servers.append(srv)
 
     def stop(self):
