@@ -48,6 +48,8 @@ setup(
             "pytest>=8,<10",
             "moto[server]>=5.0,<6",
             "openapi-spec-validator>=0.7,<0.10",
+            "feedparser>=6.0,<7",
+            "paramiko>=3.4,<6",
         ],
     },
     entry_points={
@@ -59,6 +61,8 @@ setup(
             "ooni-api-uploader=analysis.uploader:main",
             "ooni-download-geoip=analysis.geoip_download:main",
             "ooni-db-backup=analysis.backup:main",
+            "detector=analysis.detector.job:main",
+            "rotation=analysis.rotation.job:main",
         ],
     },
 )

@@ -49,6 +49,9 @@ _JOBS = (
     # Standalone ships the test MMDB files; downloading needs an operator's URL.
     Job("geoip", _lazy("analysis.geoip_download", "run_job"), "GEOIP_INTERVAL", 0),
     Job("db-backup", _lazy("analysis.backup", "run_job"), "DB_BACKUP_INTERVAL", 0),
+    Job("detector", _lazy("analysis.detector.job", "run_job"), "DETECTOR_INTERVAL", HOUR),
+    # Spawns and destroys VMs: only where an operator configured a provider.
+    Job("rotation", _lazy("analysis.rotation.job", "run_job"), "ROTATION_INTERVAL", 0),
 )
 
 

@@ -73,6 +73,48 @@ DDL = [
     ) ENGINE = ReplacingMergeTree
     ORDER BY (test_name, input, probe_cc, probe_asn, time)
     SETTINGS index_granularity = 4""",
+    # The changepoint API's table (upstream oonimeasurements); the per-layer
+    # columns of upstream's observation-based detector stay NULL here, the
+    # fastpath-based detector fills count, the accumulators and the means.
+    """CREATE TABLE IF NOT EXISTS event_detector_changepoints (
+    `probe_asn` UInt32,
+    `probe_cc` String,
+    `domain` String,
+    `ts` DateTime64(3, 'UTC'),
+    `count_isp_resolver` Nullable(UInt32),
+    `count_other_resolver` Nullable(UInt32),
+    `count` Nullable(UInt32),
+    `dns_isp_blocked` Nullable(Float32),
+    `dns_other_blocked` Nullable(Float32),
+    `tcp_blocked` Nullable(Float32),
+    `tls_blocked` Nullable(Float32),
+    `change_dir` Nullable(Int8),
+    `s_pos` Nullable(Float32),
+    `s_neg` Nullable(Float32),
+    `current_state` String,
+    `h` Nullable(Float32),
+    `block_type` String
+    ) ENGINE = ReplacingMergeTree
+    ORDER BY (probe_asn, probe_cc, ts, domain)
+    SETTINGS index_granularity = 8192""",
+    "ALTER TABLE event_detector_changepoints ADD COLUMN IF NOT EXISTS `test_name` String",
+    "ALTER TABLE event_detector_changepoints ADD COLUMN IF NOT EXISTS `last_ts` Nullable(DateTime64(3, 'UTC'))",
+    "ALTER TABLE event_detector_changepoints ADD COLUMN IF NOT EXISTS `current_mean` Nullable(Float32)",
+    "ALTER TABLE event_detector_changepoints ADD COLUMN IF NOT EXISTS `previous_mean` Nullable(Float32)",
+    # The detector's memory: one row per series (latest ``written`` wins) and
+    # one checkpoint row (test_name = '__checkpoint__'), always inserted in
+    # the same INSERT so that the two never disagree after a crash.
+    """CREATE TABLE IF NOT EXISTS event_detector_state (
+    `probe_cc` String,
+    `probe_asn` UInt32,
+    `test_name` String,
+    `domain` String,
+    `as_of` DateTime('UTC'),
+    `state` String,
+    `written` DateTime64(6, 'UTC')
+    ) ENGINE = ReplacingMergeTree(written)
+    ORDER BY (probe_cc, probe_asn, test_name, domain)
+    SETTINGS index_granularity = 8192""",
     """CREATE TABLE IF NOT EXISTS blocking_status (
     `test_name` String,
     `input` String,
@@ -104,6 +146,11 @@ DDL = [
     ) ENGINE = CollapsingMergeTree(sign)
     ORDER BY name
     SETTINGS index_granularity = 8""",
+    # Rotation's step of each VM (analysis/rotation/store.py); '' on rows of
+    # the legacy script, read as live/draining/destroyed from the timestamps.
+    "ALTER TABLE test_helper_instances ADD COLUMN IF NOT EXISTS `state` LowCardinality(String)",
+    "ALTER TABLE test_helper_instances ADD COLUMN IF NOT EXISTS `provider_id` String",
+    "ALTER TABLE test_helper_instances ADD COLUMN IF NOT EXISTS `updated_at` Nullable(DateTime64(3, 'UTC'))",
 ]
 
 

@@ -38,6 +38,7 @@ BLUEPRINTS = [
     "ooniapi.findings.routes",
     "ooniapi.accounts.routes",
     "ooniapi.testlists.routes",
+    "ooniapi.detector.routes",
 ]
 
 # Prefixes whose errors are JSON (api.md §1.3); elsewhere HTML is allowed.

@@ -20,6 +20,7 @@ from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest
 from ooniapi.core.http import json_response
 from ooniapi.prioritization import checkin
+from ooniapi.probe import live_test_helpers
 from ooniapi.probe.conf import ProbeConf
 from ooniapi.probe.geoip import GeoIP, Location
 
@@ -93,7 +94,7 @@ def init_app(app: Flask) -> None:
 
 
 def probe_conf() -> ProbeConf:
-    return services().extras["probe_conf"]
+    return live_test_helpers.probe_conf(services())
 
 
 def probe_ip() -> str | None:

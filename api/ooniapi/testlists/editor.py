@@ -20,19 +20,26 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
 from ooni_common.metrics import Metrics
 
 from ooniapi.core.errors import ApiError, OoniError
 from ooniapi.testlists import errors
-from ooniapi.testlists.csv_rows import (Entry, MalformedList, apply_change, changes_view,
-                                        describe, parse_list)
+from ooniapi.testlists.csv_rows import Entry, MalformedList, apply_change, changes_view, describe, parse_list
 from ooniapi.testlists.errors import Unavailable
 from ooniapi.testlists.git_repo import GitError, Identity
 from ooniapi.testlists.github import GitHub, PullRequest, Refused
-from ooniapi.testlists.working_copy import (CLEAN, IN_PROGRESS, PR_OPEN, AccountCopy,
-                                            AccountState, LockTimeout, Settings, SharedRepo)
+from ooniapi.testlists.working_copy import (
+    CLEAN,
+    IN_PROGRESS,
+    PR_OPEN,
+    AccountCopy,
+    AccountState,
+    LockTimeout,
+    Settings,
+    SharedRepo,
+)
 
 log = logging.getLogger("ooni-api.testlists")
 

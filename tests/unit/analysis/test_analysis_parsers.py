@@ -154,10 +154,14 @@ def test_backup_fixed_string_padding_dropped():
 
 def test_registry():
     jobs = all_jobs()
-    assert set(jobs) == {"uploader", "citizenlab", "fingerprints", "asnmeta", "geoip", "db-backup"}
+    assert set(jobs) == {"uploader", "citizenlab", "fingerprints", "asnmeta", "geoip", "db-backup",
+                         "detector", "rotation"}
     for name, job in jobs.items():
         assert isinstance(job, Job) and job.name == name and callable(job.run)
         assert job.interval_key.endswith("_INTERVAL")
     assert interval(jobs["uploader"], Config({})) == 3600
     assert interval(jobs["uploader"], Config({"UPLOADER_INTERVAL": "60"})) == 60
     assert interval(jobs["geoip"], Config({})) == 0
+    assert interval(jobs["detector"], Config({})) == 3600
+    # rotation spawns VMs: never scheduled unless an operator asks
+    assert interval(jobs["rotation"], Config({})) == 0

@@ -1,0 +1,2 @@
+"""Blocking-event detector API: changepoints (upstream contract) and Atom
+feeds of block/unblock events."""
