@@ -40,6 +40,7 @@ setup(
         "hyperscan>=0.7,<1; platform_machine == 'x86_64'",
         "PyJWT>=2.8,<3",
         "python-dateutil>=2.8,<3",
+        "ooniauth-py>=0.3.3,<0.4",
     ],
     extras_require={
         "test": [

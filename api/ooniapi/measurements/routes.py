@@ -24,6 +24,7 @@ from ooniapi.measurements.bodies import BodyKey, body_lookup
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, Forbidden, NotFound
 from ooniapi.core.http import json_response, set_cached, set_nocache
+from ooniapi.probe.verification import verification_status
 from ooniapi.core.params import (is_valid_measurement_uid, parse_bool_flag, parse_comma_list,
                       parse_date, parse_download, parse_input, parse_int, parse_probe_asn,
                       parse_probe_cc, parse_report_id, parse_truthy, parse_uint_list)
@@ -187,7 +188,7 @@ def parse_list_query(args, now: dt.datetime) -> ListQuery:
 def run_list_query(q: ListQuery) -> list[dict[str, Any]]:
     direction = "DESC" if q.order == "desc" else "ASC"
     sql = f"""SELECT measurement_uid, report_id, probe_cc, probe_asn, test_name,
-        measurement_start_time, input, anomaly, confirmed, msm_failure, scores
+        measurement_start_time, input, anomaly, confirmed, msm_failure, scores, is_verified
     FROM fastpath FINAL
     WHERE {' AND '.join(q.where)}
     ORDER BY {q.order_by} {direction}, measurement_uid {direction}
@@ -222,6 +223,7 @@ def format_result(row: dict[str, Any], base_url: str) -> dict[str, Any]:
         "confirmed": _tf(row["confirmed"]),
         "failure": _tf(row["msm_failure"]),
         "scores": _scores(row["scores"]),
+        "verification_status": verification_status(row["is_verified"]),
     }
 
 
@@ -330,6 +332,7 @@ class MeasurementMeta:
     confirmed: bool
     failure: bool
     category_code: str | None
+    is_verified: str = "u"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -339,6 +342,7 @@ class MeasurementMeta:
             "measurement_uid": self.measurement_uid, "probe_asn": self.probe_asn,
             "probe_cc": self.probe_cc, "report_id": self.report_id, "scores": self.scores,
             "test_name": self.test_name, "test_start_time": iso_z(self.test_start_time),
+            "verification_status": verification_status(self.is_verified),
         }
 
     def body_key(self) -> BodyKey:
@@ -346,7 +350,7 @@ class MeasurementMeta:
 
 
 _META_COLUMNS = """measurement_uid, report_id, input, probe_cc, probe_asn, test_name,
-    test_start_time, measurement_start_time, scores, anomaly, confirmed, msm_failure"""
+    test_start_time, measurement_start_time, scores, anomaly, confirmed, msm_failure, is_verified"""
 
 
 def _category_code(inp: str) -> str:
@@ -378,7 +382,8 @@ def find_meta(uid: str | None, report_id: str | None, inp: str | None) -> Measur
         measurement_start_time=row["measurement_start_time"], scores=row["scores"],
         anomaly=_tf(row["anomaly"]), confirmed=_tf(row["confirmed"]),
         failure=_tf(row["msm_failure"]),
-        category_code=_category_code(row["input"]) if joined else None)
+        category_code=_category_code(row["input"]) if joined else None,
+        is_verified=row["is_verified"])
 
 
 def _lookup_args(validate_input: bool) -> tuple[str | None, str | None, str | None]:

@@ -16,9 +16,12 @@ from ooni_common.timeutil import utcnow
 
 from ooniapi.core import ids
 from ooniapi.core.context import services
-from ooniapi.core.errors import StorageUnavailable
+from ooniapi.core.errors import BadRequest, StorageUnavailable
 from ooniapi.core.http import json_response
-from ooniapi.probe.upload import (check_content_type, check_open_report, check_single_shot,
+from ooniapi.probe.credentials_routes import protocol_version, verify_submission
+from ooniapi.probe.verification import VERIFICATION_STATUS
+from ooniapi.probe.upload import (INCONSISTENT, check_consistent, check_content_type,
+                                  check_not_self_verified, check_open_report, check_single_shot,
                                   check_upload, decode_body, parse_report_target,
                                   spooled_single_shot)
 
@@ -130,7 +133,9 @@ def receive_measurement(report_id: str) -> Response:
           properties:
             measurement_uid: {type: string}
       400:
-        description: malformed report_id or upload
+        description: >-
+          malformed report_id or upload; {"error": "Inconsistent measurement"} when
+          content.probe_cc, probe_asn or test_name contradicts the report_id (nothing stored)
       413:
         description: body over the size cap
       415:
@@ -146,7 +151,13 @@ def receive_measurement(report_id: str) -> Response:
             return json_response({}, nocache=True)
         body = _request_body()
         doc = check_upload(body)
+        check_not_self_verified(doc)
         content = doc["content"]
+        bad = check_consistent(target, content)
+        if bad is not None:
+            log.info("inconsistent measurement for %s: %s", report_id, bad)
+            svc.metrics.incr(f"inconsistent_measurement_{bad}")
+            raise BadRequest(INCONSISTENT)
         if isinstance(content, dict) and content.get("report_id") not in (None, report_id):
             log.debug("report_id in body differs from %s", report_id)
         uid = ids.build_uid(utcnow(), target.cc, target.testname, body)
@@ -196,18 +207,27 @@ def submit_measurement() -> Response:
             content:
               type: string
               description: the measurement serialised as a JSON string (an object is accepted too)
-            nym: {type: string}
-            zkp_request: {type: string}
+            nym: {type: string, description: base64 pseudonym (anonymous credentials)}
+            zkp_request: {type: string, description: base64 submission proof}
             manifest_version: {type: string}
-            protocol_version: {type: integer}
+            protocol_version: {type: string}
+            age_range: {type: array, items: {type: integer}, description: optional, proved range}
+            msm_range: {type: array, items: {type: integer}, description: optional, proved range}
     responses:
       200:
-        description: stored durably; empty object when discarded (CC ZZ or ASN 0)
+        description: >-
+          stored durably; empty object when discarded (CC ZZ or ASN 0). A proof
+          that does not verify never fails the upload: the measurement is stored
+          with verification_status "failed".
         schema:
           type: object
           properties:
             measurement_uid: {type: string}
             report_id: {type: string}
+            verification_status: {type: string, enum: [verified, failed, unverified]}
+            submit_response: {type: string, description: the updated credential (verified only)}
+            protocol_version: {type: string}
+            error: {type: string, description: why verification failed}
       400:
         description: malformed upload
       413:
@@ -227,8 +247,17 @@ def submit_measurement() -> Response:
         rid = ids.generate_report_id(msmt.test_name, msmt.cc, msmt.asn, svc.cfg.collector_id, now)
         # The fastpath drops measurements without a report_id, and the probe
         # never learns this one: the server's id is the only one.
+        v = verify_submission(msmt.fields, msmt.content_text, msmt.content.get("probe_cc"),
+                              msmt.content.get("probe_asn"))
         msmt.content["report_id"] = rid
-        body = spooled_single_shot(msmt.content)
+        body = spooled_single_shot(msmt.content, v.is_verified)
         uid = ids.build_uid(now, msmt.cc, ids.compact_testname(msmt.test_name), body)
         _store(uid, body)
-        return json_response({"measurement_uid": uid, "report_id": rid}, nocache=True)
+        out = {"measurement_uid": uid, "report_id": rid,
+               "verification_status": VERIFICATION_STATUS[v.is_verified]}
+        if v.submit_response is not None:
+            out["submit_response"] = v.submit_response
+            out["protocol_version"] = protocol_version()
+        if v.error is not None:
+            out["error"] = v.error
+        return json_response(out, nocache=True)
