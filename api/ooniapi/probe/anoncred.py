@@ -74,9 +74,11 @@ def _call(fn, *args):
         raise ProtocolFailure("credential_error", str(e)) from None
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as e:  # PanicException and anything else from the extension
-        raise ProtocolFailure("protocol_error", f"rejected by the credential library: "
-                              f"{type(e).__name__}") from None
+    except BaseException as e:
+        # PanicException: the library asserts on degenerate inputs (all-zero
+        # group elements); a malformed request, not a server failure.
+        raise ProtocolFailure("invalid_request", f"rejected by the credential library "
+                              f"({type(e).__name__})") from None
 
 
 def is_base64(s: str) -> bool:
@@ -386,7 +388,7 @@ class AnonCred:
                 return Verification(VERIFIED, submit_response=resp)
             except ProtocolFailure as e:
                 last = e
-                if e.code == "deserialization_failed":
+                if e.code != "protocol_error":
                     break
         return Verification(FAILED, error=last.code if last else "protocol_error")
 
@@ -428,7 +430,7 @@ def _int_pair(v: Any) -> tuple[int, int] | None:
 def refused(e: ProtocolFailure) -> ApiError:
     """sign_credential / update_credential: a malformed message is a 400, a
     well-formed one that does not verify a 403 (as the FastAPI service)."""
-    if e.code == "deserialization_failed":
+    if e.code not in ("protocol_error", "credential_error"):
         return BadRequest(f"Malformed credential request: {e.message}", err_str=e.code)
     return Forbidden(f"Credential request refused: {e.message}", err_str=e.code)
 
