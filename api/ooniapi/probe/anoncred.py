@@ -281,6 +281,12 @@ class AnonCred:
         self.manifest_url = manifest_url
         # ServerState objects are rebuilt from the key strings once.
         self._states = {k.version: k.state() for k in active}
+        # ooniauth-py 0.3.3 sets up its process-wide group generators in the
+        # UserState and ServerState() constructors, not in from_creds: a
+        # process whose first call is a submission check panics ("basepoints
+        # uninitialized"), so every proof failed after a restart until
+        # someone registered. Constructing a client state once sets them.
+        _call(ooniauth_py.UserState, self.current.public_parameters)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "AnonCred":
