@@ -57,6 +57,7 @@ setup(
             "ooni-api-uploader=analysis.uploader:main",
             "ooni-download-geoip=analysis.geoip_download:main",
             "ooni-db-backup=analysis.backup:main",
+            "ooni-anoncred-keys=ooniapi.probe.anoncred:main",
         ],
     },
 )
