@@ -172,7 +172,8 @@ class ProbeConf:
         default_factory=lambda: list(DEFAULT_STUNREACHABILITY_INPUTS))
     bouncer_web_connectivity: str = DEFAULT_BOUNCER_WEB_CONNECTIVITY
     bouncer_web_connectivity_alternate: list[dict[str, str]] = field(
-        default_factory=lambda: [parse_helper(x) for x in DEFAULT_BOUNCER_WEB_CONNECTIVITY_ALTERNATE])
+        default_factory=lambda: [parse_helper(x)
+                                 for x in DEFAULT_BOUNCER_WEB_CONNECTIVITY_ALTERNATE])
 
     @classmethod
     def from_config(cls, cfg: Config) -> "ProbeConf":
@@ -221,6 +222,13 @@ class ProbeConf:
         """The first address of a legacy helper (the bouncer's single one)."""
         hs = self.legacy_helpers.get(name)
         return hs[0]["address"] if hs else None
+
+
+def served_test_helpers(conf: ProbeConf, client_ip: str | None) -> dict:
+    """The test-helper map every route serves (/api/v1/test-helpers, both
+    check-ins): the single place where a source of live helpers (rotated
+    instances) can take over from the configured lists."""
+    return conf.test_helpers(client_ip)
 
 
 def in_canary(client_ip: str | None, percent: int) -> bool:

@@ -31,7 +31,7 @@ from ooniapi.probe.geoip import GeoIP, Location
 from ooniapi.core.http import json_response
 from ooniapi.prioritization.rules import url_limit
 from ooniapi.prioritization.cache import Prioritizer
-from ooniapi.probe.conf import ProbeConf
+from ooniapi.probe.conf import ProbeConf, served_test_helpers
 from ooniapi.core.validation import (category_codes, check_cc, json_body, opt_asn,
                                 opt_bool, opt_cc, opt_choice, opt_str, opt_str_list)
 
@@ -194,7 +194,8 @@ def check_in() -> Response:
         tests["web_connectivity"]["urls"] = urls
         pc = probe_conf()
         out = _checkin_head(c, 1)
-        out["conf"] = {"features": dict(pc.features), "test_helpers": pc.test_helpers(c["ip"])}
+        out["conf"] = {"features": dict(pc.features),
+                       "test_helpers": served_test_helpers(pc, c["ip"])}
         out["tests"] = tests
         return json_response(out, nocache=True)
 
@@ -240,7 +241,8 @@ def check_in_v2() -> Response:
                          "report_id": ids.generate_report_id(t, c["cc"], c["asn"], cid, now),
                          "targets": targets})
     out = _checkin_head(c, 2)
-    out["conf"] = {"features": dict(pc.features), "test_helpers": pc.test_helpers(c["ip"])}
+    out["conf"] = {"features": dict(pc.features),
+                   "test_helpers": served_test_helpers(pc, c["ip"])}
     out["nettests"] = nettests
     return json_response(out, nocache=True)
 
@@ -370,7 +372,7 @@ def test_helpers() -> Response:
       200:
         description: helper name -> list of {address, type, front?}
     """
-    return json_response(probe_conf().test_helpers(probe_ip()), max_age=0)
+    return json_response(served_test_helpers(probe_conf(), probe_ip()), max_age=0)
 
 
 def _serve_json_file(key: str, default_name: str, what: str) -> Response:
