@@ -52,8 +52,15 @@ def verify_submission(fields: dict[str, Any], content_text: str | None, probe_cc
     ac = svc.extras.get("anoncred")
     if ac is None:
         return Verification("u")
-    with svc.metrics.timer("anoncred_verify"):
-        v = ac.verify_submission(fields, content_text, probe_cc, probe_asn)
+    try:
+        with svc.metrics.timer("anoncred_verify"):
+            v = ac.verify_submission(fields, content_text, probe_cc, probe_asn)
+    except Exception:
+        # A fault of ours must neither lose the measurement nor blame the
+        # probe: stored as unverified.
+        log.exception("submission verification crashed")
+        svc.metrics.incr("anoncred_verify_error")
+        return Verification("u", error="verification_unavailable")
     if v.is_verified == "t":
         try:
             fresh = _first_use("submit", fields["zkp_request"])

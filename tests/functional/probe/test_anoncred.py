@@ -362,3 +362,17 @@ def test_policy_min_count(cfg, db, notifier):
         lax = {**body, "content": it_content, "nym": sr.nym, "zkp_request": sr.request, **extra}
         j = q.submit(measurement(), lax)
         assert (j["verification_status"], j["error"]) == ("failed", err)
+
+
+def test_verifier_fault_keeps_the_measurement(probe, client, cfg, app, monkeypatch):
+    probe.register()
+    body, _ = probe.submit_body(measurement())
+
+    def boom(*a, **kw):
+        raise RuntimeError("injected fault")
+    monkeypatch.setattr(app.extensions["ooni"].extras["anoncred"], "verify_submission", boom)
+    r = client.post("/api/v1/submit_measurement", data=json.dumps(body), headers=JSON)
+    assert r.status_code == 200
+    j = r.get_json()
+    assert (j["verification_status"], j["error"]) == ("unverified", "verification_unavailable")
+    assert stored(cfg, j["measurement_uid"])["is_verified"] == "u"
