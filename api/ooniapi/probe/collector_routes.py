@@ -245,10 +245,12 @@ def submit_measurement() -> Response:
             return json_response({}, nocache=True)
         now = utcnow()
         rid = ids.generate_report_id(msmt.test_name, msmt.cc, msmt.asn, svc.cfg.collector_id, now)
-        # The fastpath drops measurements without a report_id, and the probe
-        # never learns this one: the server's id is the only one.
+        # The proof binds the content as sent; its fate only sets
+        # is_verified, it never refuses the measurement.
         v = verify_submission(msmt.fields, msmt.content_text, msmt.content.get("probe_cc"),
                               msmt.content.get("probe_asn"))
+        # The fastpath drops measurements without a report_id, and the probe
+        # never learns this one: the server's id is the only one.
         msmt.content["report_id"] = rid
         body = spooled_single_shot(msmt.content, v.is_verified)
         uid = ids.build_uid(now, msmt.cc, ids.compact_testname(msmt.test_name), body)
