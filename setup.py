@@ -42,6 +42,7 @@ setup(
         "hyperscan>=0.7,<1; platform_machine == 'x86_64'",
         "PyJWT>=2.8,<3",
         "python-dateutil>=2.8,<3",
+        "ooniauth-py>=0.3.3,<0.4",
     ],
     extras_require={
         "test": [
@@ -63,6 +64,7 @@ setup(
             "ooni-db-backup=analysis.backup:main",
             "detector=analysis.detector.job:main",
             "rotation=analysis.rotation.job:main",
+            "ooni-anoncred-keys=ooniapi.probe.anoncred:main",
         ],
     },
 )

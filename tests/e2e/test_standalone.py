@@ -114,10 +114,10 @@ def assert_bodies_intact(be: Backend, sent: dict[str, dict]) -> None:
         assert json.loads(data) == content, uid
 
 
-def open_report(be: Backend) -> str:
+def open_report(be: Backend, test_name: str = "web_connectivity") -> str:
     meta = {"data_format_version": "0.2.0", "format": "json", "probe_asn": "AS30722",
             "probe_cc": "IT", "software_name": "ooniprobe-android", "software_version": "5.0.0",
-            "test_name": "web_connectivity", "test_start_time": "2026-08-20 10:11:12",
+            "test_name": test_name, "test_start_time": "2026-08-20 10:11:12",
             "test_version": "0.4.3"}
     status, data = http("POST", be.base + "/report", json.dumps(meta).encode())
     assert status == 200
@@ -143,12 +143,24 @@ def test_probe_session_crash_and_restart(tmp_path, env, shared_data):
     data_dir = tmp_path / "data"
     be = Backend(data_dir, env, tmp_path)
     try:
-        # --- a probe session: open, 20 submissions, close
-        rid = open_report(be)
+        # --- a probe session: one report per experiment (the server refuses
+        # a measurement whose test_name contradicts its report id), 20
+        # submissions, close
+        rids: dict[str, str] = {}
+
+        def rid_for(name: str) -> str:
+            tn = json.loads((shared_data / "measurements" / name).read_text())["test_name"]
+            if tn not in rids:
+                rids[tn] = open_report(be, tn)
+            return rids[tn]
+        rid = rid_for(SAMPLES[0])
         sent: dict[str, dict] = {}
+        by_rid: dict[str, set[str]] = {}
         for i, name in enumerate(SAMPLES):
-            content = measurement(shared_data, name, rid, i)
-            sent[submit(be, rid, content)] = content
+            content = measurement(shared_data, name, rid_for(name), i)
+            uid = submit(be, rid_for(name), content)
+            sent[uid] = content
+            by_rid.setdefault(rid_for(name), set()).add(uid)
         assert len(sent) == 20
         status, data = http("POST", f"{be.base}/report/{rid}/close", b"{}")
         assert (status, json.loads(data)) == (200, {})
@@ -162,7 +174,8 @@ def test_probe_session_crash_and_restart(tmp_path, env, shared_data):
         single_ans = json.loads(data)
 
         # --- a researcher finds all of them, bodies intact
-        assert wait_listed(be, rid, set(sent)) == set(sent)
+        for r, uids in by_rid.items():
+            assert wait_listed(be, r, uids) == uids
         assert_bodies_intact(be, sent)
         wait_listed(be, single_ans["report_id"], {single_ans["measurement_uid"]})
         assert_bodies_intact(be, {single_ans["measurement_uid"]: {**single,
@@ -195,9 +208,10 @@ def test_probe_session_crash_and_restart(tmp_path, env, shared_data):
         def probe():
             i = 100
             while not stop.is_set():
-                content = measurement(shared_data, SAMPLES[i % len(SAMPLES)], rid, i)
+                name = SAMPLES[i % len(SAMPLES)]
+                content = measurement(shared_data, name, rid_for(name), i)
                 try:
-                    acked[submit(be, rid, content, timeout=10)] = content
+                    acked[submit(be, rid_for(name), content, timeout=10)] = content
                 except (OSError, http_client.HTTPException, AssertionError):
                     return
                 i += 1
@@ -218,7 +232,12 @@ def test_probe_session_crash_and_restart(tmp_path, env, shared_data):
     be = Backend(data_dir, env, tmp_path)
     try:
         want = set(sent) | set(acked)
-        found = wait_listed(be, rid, want)
+        deadline = time.monotonic() + 60
+        while True:
+            found = set().union(*(listed_uids(be, r) for r in rids.values()))
+            if want <= found or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
         # Beyond those: at most the one submission in flight at the kill,
         # stored but never answered (the probe would send it again).
         assert want <= found and len(found - want) <= 1

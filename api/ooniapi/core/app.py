@@ -32,6 +32,7 @@ BLUEPRINTS = [
     "ooniapi.probe.collector_routes",
     "ooniapi.measurements.routes",
     "ooniapi.probe.routes",
+    "ooniapi.probe.credentials_routes",
     "ooniapi.prioritization.routes",
     "ooniapi.oonirun.routes",
     "ooniapi.explorer.routes",

@@ -36,6 +36,7 @@ from ooniapi.core.params import (
     parse_truthy,
     parse_uint_list,
 )
+from ooniapi.core.verification import verification_status
 from ooniapi.measurements import cursor as cursor_mod
 from ooniapi.measurements.bodies import BodyKey, body_lookup
 
@@ -195,7 +196,7 @@ def parse_list_query(args, now: dt.datetime) -> ListQuery:
 def run_list_query(q: ListQuery) -> list[dict[str, Any]]:
     direction = "DESC" if q.order == "desc" else "ASC"
     sql = f"""SELECT measurement_uid, report_id, probe_cc, probe_asn, test_name,
-        measurement_start_time, input, anomaly, confirmed, msm_failure, scores
+        measurement_start_time, input, anomaly, confirmed, msm_failure, scores, is_verified
     FROM fastpath FINAL
     WHERE {' AND '.join(q.where)}
     ORDER BY {q.order_by} {direction}, measurement_uid {direction}
@@ -230,6 +231,7 @@ def format_result(row: dict[str, Any], base_url: str) -> dict[str, Any]:
         "confirmed": _tf(row["confirmed"]),
         "failure": _tf(row["msm_failure"]),
         "scores": _scores(row["scores"]),
+        "verification_status": verification_status(row["is_verified"]),
     }
 
 
@@ -334,6 +336,7 @@ class MeasurementMeta:
     confirmed: bool
     failure: bool
     category_code: str | None
+    is_verified: str = "u"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -343,6 +346,7 @@ class MeasurementMeta:
             "measurement_uid": self.measurement_uid, "probe_asn": self.probe_asn,
             "probe_cc": self.probe_cc, "report_id": self.report_id, "scores": self.scores,
             "test_name": self.test_name, "test_start_time": iso_z(self.test_start_time),
+            "verification_status": verification_status(self.is_verified),
         }
 
     def body_key(self) -> BodyKey:
@@ -350,7 +354,7 @@ class MeasurementMeta:
 
 
 _META_COLUMNS = """measurement_uid, report_id, input, probe_cc, probe_asn, test_name,
-    test_start_time, measurement_start_time, scores, anomaly, confirmed, msm_failure"""
+    test_start_time, measurement_start_time, scores, anomaly, confirmed, msm_failure, is_verified"""
 
 
 def _category_code(inp: str) -> str:
@@ -382,7 +386,8 @@ def find_meta(uid: str | None, report_id: str | None, inp: str | None) -> Measur
         measurement_start_time=row["measurement_start_time"], scores=row["scores"],
         anomaly=_tf(row["anomaly"]), confirmed=_tf(row["confirmed"]),
         failure=_tf(row["msm_failure"]),
-        category_code=_category_code(row["input"]) if joined else None)
+        category_code=_category_code(row["input"]) if joined else None,
+        is_verified=row["is_verified"])
 
 
 def _lookup_args(validate_input: bool) -> tuple[str | None, str | None, str | None]:

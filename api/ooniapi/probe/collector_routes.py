@@ -17,9 +17,11 @@ from ooni_common.timeutil import utcnow
 from ooniapi.core import ids
 from ooniapi.core.body import body_cap, read_body
 from ooniapi.core.context import services
-from ooniapi.core.errors import StorageUnavailable
+from ooniapi.core.errors import BadRequest, StorageUnavailable
 from ooniapi.core.http import json_response
+from ooniapi.core.verification import VERIFICATION_STATUS
 from ooniapi.probe import upload
+from ooniapi.probe.credentials_routes import protocol_version, verify_submission
 
 log = logging.getLogger("ooni-api")
 
@@ -83,7 +85,7 @@ def receive_measurement(report_id: str) -> Response:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/ReceiveMeasurementBody'}, description: "the probe upload, at most MAX_BODY_SIZE bytes (default 32 MiB)"}
     responses:
       200: {description: "stored durably", schema: {$ref: '#/definitions/StoredMeasurement'}}
-      400: {description: "malformed report_id or upload"}
+      400: {description: 'malformed report_id or upload; {"error": "Inconsistent measurement"} when content.probe_cc, probe_asn or test_name contradicts the report_id (nothing stored)'}
       413: {$ref: '#/responses/TooLarge'}
       415: {$ref: '#/responses/UnsupportedMedia'}
       503: {$ref: '#/responses/StorageUnavailable'}
@@ -96,7 +98,13 @@ def receive_measurement(report_id: str) -> Response:
             return json_response({}, nocache=True)
         body = _request_body()
         doc = upload.check_upload(body)
+        upload.check_not_self_verified(doc)
         content = doc["content"]
+        bad = upload.check_consistent(target, content)
+        if bad is not None:
+            log.info("inconsistent measurement for %s: %s", report_id, bad)
+            svc.metrics.incr(f"inconsistent_measurement_{bad}")
+            raise BadRequest(upload.INCONSISTENT)
         if isinstance(content, dict) and content.get("report_id") not in (None, report_id):
             log.debug("report_id in body differs from %s", report_id)
         uid = ids.build_uid(utcnow(), target.cc, target.testname, body)
@@ -128,7 +136,7 @@ def submit_measurement() -> Response:
       - $ref: '#/parameters/ContentEncoding'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SubmitMeasurementBody'}, description: "at most MAX_BODY_SIZE bytes (default 32 MiB)"}
     responses:
-      200: {description: "stored durably", schema: {$ref: '#/definitions/StoredMeasurement'}}
+      200: {description: "stored durably; empty object when discarded (CC ZZ or ASN 0). A proof that does not verify never fails the upload: the measurement is stored with verification_status failed.", schema: {$ref: '#/definitions/SubmitMeasurementResult'}}
       400: {description: "malformed upload"}
       413: {$ref: '#/responses/TooLarge'}
       415: {$ref: '#/responses/UnsupportedMedia'}
@@ -142,10 +150,21 @@ def submit_measurement() -> Response:
             return json_response({}, nocache=True)
         now = utcnow()
         rid = ids.generate_report_id(msmt.test_name, msmt.cc, msmt.asn, svc.cfg.collector_id, now)
+        # The proof binds the content as sent; its fate only sets
+        # is_verified, it never refuses the measurement.
+        v = verify_submission(msmt.fields, msmt.content_text, msmt.content.get("probe_cc"),
+                              msmt.content.get("probe_asn"))
         # The fastpath drops measurements without a report_id, and the probe
         # never learns this one: the server's id is the only one.
         msmt.content["report_id"] = rid
-        body = upload.spooled_single_shot(msmt.content)
+        body = upload.spooled_single_shot(msmt.content, v.is_verified)
         uid = ids.build_uid(now, msmt.cc, ids.compact_testname(msmt.test_name), body)
         _store(uid, body)
-        return json_response({"measurement_uid": uid, "report_id": rid}, nocache=True)
+        out = {"measurement_uid": uid, "report_id": rid,
+               "verification_status": VERIFICATION_STATUS[v.is_verified]}
+        if v.submit_response is not None:
+            out["submit_response"] = v.submit_response
+            out["protocol_version"] = protocol_version()
+        if v.error is not None:
+            out["error"] = v.error
+        return json_response(out, nocache=True)

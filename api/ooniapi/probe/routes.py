@@ -1,27 +1,34 @@
 """Probe services (api.md §7 except report open/submit/close, which live in
-routes/submission.py): check-in, geolocation, probe register/login, test
-helpers, token-gated psiphon and tor configuration, collectors, bouncer.
+collector_routes.py, and anonymous credentials, in credentials_routes.py):
+check-in, geolocation, probe register/login/update, test helpers,
+token-gated psiphon and tor configuration, VPN configuration, collectors,
+bouncer, version.
 Answers have the exact JSON types the Go client decodes
 (probe-protocol.md §3); every field a probe sends is validated first."""
 from __future__ import annotations
 
+import datetime as dt
+import importlib.metadata
 import json
 import logging
+import random
+import re
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
 
+from ooni_common.config import ConfigError
 from ooni_common.timeutil import utcnow
 
 from ooniapi.core import auth, ids, validation
 from ooniapi.core.client_ip import DEFAULT_TRUSTED_PROXIES, client_ip, parse_networks
 from ooniapi.core.context import services
-from ooniapi.core.errors import ApiError, BadRequest
+from ooniapi.core.errors import ApiError, BadRequest, NotFound
 from ooniapi.core.http import json_response
 from ooniapi.prioritization import checkin
 from ooniapi.probe import live_test_helpers
-from ooniapi.probe.conf import ProbeConf
+from ooniapi.probe.conf import ProbeConf, served_test_helpers
 from ooniapi.probe.geoip import GeoIP, Location
 
 log = logging.getLogger("ooni-api.probe_services")
@@ -50,35 +57,6 @@ CHECKIN_V2_TESTS = [
     "urlgetter", "vanilla_tor", "web_connectivity", "whatsapp",
 ]
 
-# api.md §20.4
-DNSCHECK_INPUTS = [
-    "https://dns.google/dns-query", "https://8.8.8.8/dns-query", "dot://8.8.8.8:853/",
-    "dot://8.8.4.4:853/", "https://8.8.4.4/dns-query", "https://cloudflare-dns.com/dns-query",
-    "https://1.1.1.1/dns-query", "https://1.0.0.1/dns-query", "dot://1.1.1.1:853/",
-    "dot://1.0.0.1:853/", "https://dns.quad9.net/dns-query", "https://9.9.9.9/dns-query",
-    "dot://9.9.9.9:853/", "dot://dns.quad9.net/", "https://family.cloudflare-dns.com/dns-query",
-    "dot://family.cloudflare-dns.com/dns-query", "https://dns11.quad9.net/dns-query",
-    "dot://dns11.quad9.net/dns-query", "https://dns9.quad9.net/dns-query",
-    "dot://dns9.quad9.net/dns-query", "https://dns12.quad9.net/dns-query",
-    "dot://dns12.quad9.net/dns-query", "https://1dot1dot1dot1.cloudflare-dns.com/dns-query",
-    "dot://1dot1dot1dot1.cloudflare-dns.com/dns-query", "https://dns.adguard.com/dns-query",
-    "dot://dns.adguard.com/dns-query", "https://dns-family.adguard.com/dns-query",
-    "dot://dns-family.adguard.com/dns-query", "https://dns.cloudflare.com/dns-query",
-    "https://adblock.doh.mullvad.net/dns-query", "dot://adblock.doh.mullvad.net/dns-query",
-    "https://dns.alidns.com/dns-query", "dot://dns.alidns.com/dns-query",
-    "https://doh.opendns.com/dns-query", "https://dns.nextdns.io/dns-query",
-    "dot://dns.nextdns.io/dns-query", "https://dns10.quad9.net/dns-query",
-    "dot://dns10.quad9.net/dns-query", "https://security.cloudflare-dns.com/dns-query",
-    "dot://security.cloudflare-dns.com/dns-query", "https://dns.switch.ch/dns-query",
-    "dot://dns.switch.ch/dns-query",
-]
-STUNREACHABILITY_INPUTS = [
-    "stun://stun.voip.blackberry.com:3478", "stun://stun.antisip.com:3478",
-    "stun://stun.bluesip.net:3478", "stun://stun.dus.net:3478", "stun://stun.epygi.com:3478",
-    "stun://stun.sonetel.com:3478", "stun://stun.sonetel.net:3478",
-    "stun://stun.uls.co.za:3478", "stun://stun.voipgate.com:3478", "stun://stun.voys.nl:3478",
-]
-
 MAX_GEOLOOKUP_ADDRESSES = 1000
 
 
@@ -91,6 +69,7 @@ def init_app(app: Flask) -> None:
     svc.extras["geoip"] = GeoIP.from_config(cfg)
     svc.extras["trusted_proxies"] = parse_networks(
         cfg.get_list("TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES))
+    svc.extras["vpn_providers"] = vpn_providers(cfg)
 
 
 def probe_conf() -> ProbeConf:
@@ -185,18 +164,10 @@ def check_in() -> Response:
         tests["web_connectivity"]["urls"] = urls
         pc = probe_conf()
         out = _checkin_head(c, 1)
-        out["conf"] = {"features": dict(pc.features), "test_helpers": pc.test_helpers(c["ip"])}
+        out["conf"] = {"features": dict(pc.features),
+                       "test_helpers": served_test_helpers(pc, c["ip"])}
         out["tests"] = tests
         return json_response(out, nocache=True)
-
-
-def _v2_features(ip: str | None) -> dict[str, bool]:
-    # Legacy A/B rollout of web_connectivity 0.5 by the second octet.
-    feats: dict[str, bool] = {}
-    parts = (ip or "").split(".")
-    if len(parts) == 4 and parts[1] in ("34", "239"):
-        feats["webconnectivity_0.5"] = True
-    return feats
 
 
 @bp.route("/api/_/check-in", methods=["POST"])
@@ -216,6 +187,7 @@ def check_in_v2() -> Response:
     urls = _test_list(c["cc"], c["asn"], c["codes"], c["limit"])
     now = utcnow()
     cid = svc.cfg.collector_id
+    pc = probe_conf()
     nettests = []
     for t in CHECKIN_V2_TESTS:
         if t == "web_connectivity":
@@ -223,18 +195,19 @@ def check_in_v2() -> Response:
                                        "country_code": u["country_code"]},
                         "input": u["url"], "options": {}} for u in urls]
         elif t == "dnscheck":
-            targets = [{"attributes": {}, "input": i, "options": {}} for i in DNSCHECK_INPUTS]
+            targets = [{"attributes": {}, "input": i, "options": {}}
+                       for i in pc.dnscheck_inputs]
         elif t == "stunreachability":
             targets = [{"attributes": {}, "input": i, "options": {}}
-                       for i in STUNREACHABILITY_INPUTS]
+                       for i in pc.stunreachability_inputs]
         else:
             targets = []
         nettests.append({"test_name": t,
                          "report_id": ids.generate_report_id(t, c["cc"], c["asn"], cid, now),
                          "targets": targets})
     out = _checkin_head(c, 2)
-    out["conf"] = {"features": _v2_features(c["ip"]),
-                   "test_helpers": probe_conf().test_helpers(c["ip"])}
+    out["conf"] = {"features": dict(pc.features),
+                   "test_helpers": served_test_helpers(pc, c["ip"])}
     out["nettests"] = nettests
     return json_response(out, nocache=True)
 
@@ -331,7 +304,7 @@ def test_helpers() -> Response:
     responses:
       200: {description: "helper name -> list of {address, type, front?}"}
     """
-    return json_response(probe_conf().test_helpers(probe_ip()), max_age=0)
+    return json_response(served_test_helpers(probe_conf(), probe_ip()), max_age=0)
 
 
 def _serve_json_file(key: str, default_name: str, what: str) -> Response:
@@ -424,21 +397,21 @@ def bouncer_net_tests() -> Response:
     if not isinstance(name, str) or not isinstance(version, str) or len(name) > 64 \
             or len(version) > 64:
         raise BadRequest("Malformed request")
+    pc = probe_conf()
+    # The first collector is the main one, the others its alternates; the
+    # helpers are the first of each configured list.
+    main, *alternate = pc.collectors or [{"address": "", "type": "https"}]
+    helpers = {k: v for k in ("tcp-echo", "http-return-json-headers")
+               if (v := pc.first_helper(k)) is not None}
+    helpers["web-connectivity"] = pc.bouncer_web_connectivity
     out = {"net-tests": [{
-        "collector": "httpo://guegdifjy7bjpequ.onion",
-        "collector-alternate": [
-            {"type": "https", "address": "https://ams-pg.ooni.org"},
-            {"front": "dkyhjv0wpi2dk.cloudfront.net", "type": "cloudfront",
-             "address": "https://dkyhjv0wpi2dk.cloudfront.net"}],
+        "collector": main["address"],
+        "collector-alternate": [dict(c) for c in alternate],
         "input-hashes": None,
         "name": name,
-        "test-helpers": {"tcp-echo": "37.218.241.93",
-                         "http-return-json-headers": "http://37.218.241.94:80",
-                         "web-connectivity": "httpo://y3zq5fwelrzkkv3s.onion"},
+        "test-helpers": helpers,
         "test-helpers-alternate": {"web-connectivity": [
-            {"type": "https", "address": "https://wcth.ooni.io"},
-            {"front": "d33d1gs9kpq1c5.cloudfront.net", "type": "cloudfront",
-             "address": "https://d33d1gs9kpq1c5.cloudfront.net"}]},
+            dict(h) for h in pc.bouncer_web_connectivity_alternate]},
         "version": version}]}
     return json_response(out, nocache=True)
 
@@ -456,3 +429,150 @@ def check_report_id() -> Response:
       200: {description: '{"v": 0, "found": true}'}
     """
     return json_response({"v": 0, "found": True}, max_age=1)
+
+
+# --- smaller probe routes ---------------------------------------------------
+
+_PROVIDER_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")
+VPN_ENDPOINTS_SERVED = 4
+
+
+def vpn_providers(cfg) -> dict[str, Path]:
+    """``VPN_PROVIDERS = "riseupvpn=/etc/ooni/riseupvpn.json"``: the
+    providers served and the file holding each one's configuration."""
+    out = {}
+    for item in cfg.get_list("VPN_PROVIDERS", []):
+        name, sep, path = item.partition("=")
+        if not sep or not _PROVIDER_RE.match(name) or not path:
+            raise ConfigError(f"VPN_PROVIDERS: expected name=/path/to/file.json, got {item!r}")
+        out[name] = Path(path)
+    return out
+
+
+def _vpn_doc(name: str, path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_bytes())
+        mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+    except (OSError, ValueError) as e:
+        log.error("VPN_PROVIDERS: cannot read %s for %s: %s", path, name, e)
+        raise ApiError("VPN configuration unavailable", 503) from None
+    ok = isinstance(doc, dict) and isinstance(doc.get("config"), dict) \
+        and all(isinstance(v, str) for v in doc["config"].values()) \
+        and isinstance(doc.get("endpoints", []), list) \
+        and all(isinstance(e, str) for e in doc.get("endpoints", [])) \
+        and isinstance(doc.get("protocol", "openvpn"), str) \
+        and isinstance(doc.get("date_updated", ""), str)
+    if not ok:
+        log.error("VPN_PROVIDERS: %s for %s is not {config: {..strings}, endpoints: [strings]}",
+                  path, name)
+        raise ApiError("VPN configuration unavailable", 503)
+    return {"provider": name, "protocol": doc.get("protocol", "openvpn"),
+            "config": doc["config"], "endpoints": doc.get("endpoints", []),
+            "date_updated": doc.get("date_updated")
+            or mtime.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+
+
+@bp.route("/api/v2/ooniprobe/vpn-config/<provider>")
+def vpn_config(provider: str) -> Response:
+    """VPN configuration of one provider (openvpn experiment), from its configured file.
+    ---
+    tags: [probe services]
+    parameters:
+      - in: path
+        name: provider
+        type: string
+        required: true
+        description: e.g. riseupvpn (the probe appends "vpn" to the provider name)
+      - in: query
+        name: country_code
+        type: string
+        description: the probe's country (optional)
+    responses:
+      200:
+        description: '{provider, protocol, config: {ca, cert, key, ...}, endpoints: [string], date_updated}'
+      400:
+        description: invalid country_code
+      404:
+        description: unknown provider
+      503:
+        description: the provider's configuration file is missing or unreadable
+    """
+    cc = request.args.get("country_code")
+    if cc:
+        validation.check_cc(cc, "country_code")
+    path = services().extras["vpn_providers"].get(provider)
+    if path is None:
+        raise NotFound("provider not found")
+    out = _vpn_doc(provider, path)
+    eps = out["endpoints"]
+    # As OONI's service: a few endpoints per answer spread the probes.
+    out["endpoints"] = random.sample(eps, min(len(eps), VPN_ENDPOINTS_SERVED))
+    return json_response(out, nocache=True)
+
+
+_UPDATE_STR_FIELDS = ("probe_cc", "probe_asn", "platform", "software_name", "software_version",
+                      "network_type", "available_bandwidth", "language", "token",
+                      "probe_family", "probe_id", "password")
+
+
+@bp.route("/api/v1/update/<client_id>", methods=["PUT"])
+def probe_update(client_id: str) -> Response:
+    """Probe metadata update (orchestra era): accepted and not stored, as OONI's service.
+    ---
+    tags: [probe services]
+    consumes: [application/json]
+    parameters:
+      - in: path
+        name: client_id
+        type: string
+        required: true
+      - in: body
+        name: body
+        required: true
+        schema:
+          type: object
+          properties:
+            probe_cc: {type: string}
+            probe_asn: {type: string}
+            platform: {type: string}
+            software_name: {type: string}
+            software_version: {type: string}
+            supported_tests: {type: array, items: {type: string}}
+            network_type: {type: string}
+            available_bandwidth: {type: string}
+            language: {type: string}
+            token: {type: string}
+            probe_family: {type: string}
+            probe_id: {type: string}
+            password: {type: string}
+    responses:
+      200:
+        description: '{"status": "ok"}'
+      400:
+        description: not a JSON object or a field of the wrong type
+    """
+    if len(client_id) > 4096:
+        raise BadRequest("Invalid client_id: too long")
+    body = validation.json_body()
+    for k in _UPDATE_STR_FIELDS:
+        validation.opt_str(body, k, 1024)
+    validation.opt_str_list(body, "supported_tests")
+    services().metrics.incr("probe_update")
+    return json_response({"status": "ok"}, nocache=True)
+
+
+@bp.route("/version")
+def version() -> Response:
+    """Version of this backend.
+    ---
+    tags: [probe services]
+    responses:
+      200:
+        description: '{"version": "0.1.0", "build_label": "..."}'
+    """
+    try:
+        v = importlib.metadata.version("ooni-backend")
+    except importlib.metadata.PackageNotFoundError:
+        v = "unknown"
+    label = services().cfg.get_str("BUILD_LABEL", v)
+    return json_response({"version": v, "build_label": label}, max_age=60)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ujson
@@ -17,6 +17,7 @@ from ooniapi.core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaTyp
 from ooniapi.core.text import check_unicode
 
 INCORRECT_FORMAT = "Incorrect format"
+INCONSISTENT = "Inconsistent measurement"
 UPLOAD_FORMATS = ("json", "yaml")
 
 
@@ -43,6 +44,10 @@ class SingleShot:
     asn: int
     test_name: str
     content: dict[str, Any]
+    # The content string exactly as sent (None when sent as an object): a
+    # credential proof binds these bytes.
+    content_text: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def discarded(self) -> bool:
@@ -129,6 +134,32 @@ def check_upload(body: bytes) -> dict[str, Any]:
     return doc
 
 
+def check_consistent(target: ReportTarget, content: Any) -> str | None:
+    """Which of ``probe_cc``, ``probe_asn`` and ``test_name`` in a JSON
+    measurement contradicts its report id (None when all agree). The uid,
+    the spool directory and the fastpath row must tell the same story; an
+    absent field is not a contradiction (old clients omit some)."""
+    if not isinstance(content, dict):
+        return None
+    cc = content.get("probe_cc")
+    if cc is not None and (not isinstance(cc, str) or cc.upper() != target.cc.upper()):
+        return "probe_cc"
+    asn = content.get("probe_asn")
+    if asn is not None and (not isinstance(asn, str) or ids.normalize_asn(asn) != target.asn):
+        return "probe_asn"
+    tn = content.get("test_name")
+    if tn is not None and (not isinstance(tn, str) or ids.compact_testname(tn) != target.testname):
+        return "test_name"
+    return None
+
+
+def check_not_self_verified(doc: dict[str, Any]) -> None:
+    """``is_verified`` is the server's verdict, read by the fastpath from the
+    top of the stored document: an upload may not claim one."""
+    if doc.get("is_verified") not in (None, "u"):
+        raise BadRequest("is_verified is set by the server, not by the probe")
+
+
 def _clean_cc(value: Any) -> str:
     cc = ids.normalize_cc(value)
     return cc if cc.isascii() and cc.isalpha() else "ZZ"
@@ -136,14 +167,17 @@ def _clean_cc(value: Any) -> str:
 
 def check_single_shot(body: bytes) -> SingleShot:
     """The ``submit_measurement`` wrapper: ``content`` is a JSON string (an
-    object is accepted too) holding the measurement."""
+    object is accepted too) holding the measurement. The wrapper's other
+    fields (the credential proof) are kept in ``fields``."""
     doc = loads_object(body)
     if doc.get("format") is None or "content" not in doc:
         raise BadRequest("Missing format or content field")
     if doc["format"] != "json":
         raise BadRequest(f"Unsupported format {doc['format']!r}: expected json")
     content = doc["content"]
+    text = None
     if isinstance(content, str):
+        text = content
         content = loads_object(content, "content")
     elif not isinstance(content, dict):
         raise BadRequest("content must be a JSON object or a string holding one")
@@ -151,13 +185,16 @@ def check_single_shot(body: bytes) -> SingleShot:
     if not isinstance(test_name, str) or not ids.TESTNAME_RE.match(ids.compact_testname(test_name)):
         raise BadRequest("Invalid or missing test_name in content")
     return SingleShot(_clean_cc(content.get("probe_cc")), ids.normalize_asn(content.get("probe_asn")),
-                      test_name, content)
+                      test_name, content, text, doc)
 
 
-def spooled_single_shot(content: dict[str, Any]) -> bytes:
-    """The compact wrapper the spool keeps for a single-shot submission; the
-    credential fields are dropped and the measurement is unverified."""
-    wrapper = {"format": "json", "content": content, "is_verified": "u"}
+def spooled_single_shot(content: dict[str, Any], is_verified: str = "u") -> bytes:
+    """The compact wrapper the spool keeps for a single-shot submission: the
+    credential fields are dropped, the server's verdict on them is kept in
+    ``is_verified`` (t, f or u) for the fastpath."""
+    if is_verified not in ("t", "f", "u"):
+        raise ValueError(f"bad is_verified {is_verified!r}")
+    wrapper = {"format": "json", "content": content, "is_verified": is_verified}
     try:
         return json.dumps(wrapper, ensure_ascii=False, separators=(",", ":")).encode()
     except RecursionError:

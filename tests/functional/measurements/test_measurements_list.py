@@ -65,7 +65,9 @@ def test_real_samples_every_field(client, samples):
         r = by_uid[m["measurement_uid"]]
         assert list(m) == ["measurement_uid", "measurement_url", "report_id", "probe_cc",
                            "probe_asn", "test_name", "measurement_start_time", "input",
-                           "anomaly", "confirmed", "failure", "scores"]
+                           "anomaly", "confirmed", "failure", "scores", "verification_status"]
+        assert m["verification_status"] == {"t": "verified", "f": "failed"}.get(
+            r.get("is_verified"), "unverified")
         assert m["measurement_url"] == ("https://api.ooni.io/api/v1/raw_measurement?measurement_uid="
                                         + r["measurement_uid"])
         assert m["report_id"] == r["report_id"]

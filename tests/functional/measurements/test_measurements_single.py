@@ -52,7 +52,7 @@ def test_meta_by_uid_exact_shape(client, legacy_row):
         "input": INPUT, "measurement_start_time": "2021-07-09T00:55:13Z",
         "measurement_uid": UID, "probe_asn": 4818, "probe_cc": "MY", "report_id": RID,
         "scores": SCORES, "test_name": "web_connectivity",
-        "test_start_time": "2021-07-09T00:43:40Z"}
+        "test_start_time": "2021-07-09T00:43:40Z", "verification_status": "unverified"}
 
 
 def test_meta_category_code_and_report_id_lookups(client, db, legacy_row):

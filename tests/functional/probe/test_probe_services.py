@@ -80,8 +80,9 @@ def test_checkin_shape_and_urls(pc, citizenlab):
     assert_checkin_shape(j)
     assert (j["v"], j["probe_cc"], j["probe_asn"]) == (1, "IT", "AS30722")
     assert j["probe_network_name"] == "Vodafone Italia S.p.A."
-    assert j["conf"]["features"] == {"torsf_enabled": False, "vanilla_tor_enabled": True,
-                                     "openvpn_enabled": False}
+    # OONI production's flags at the reference commit (issue 11).
+    assert j["conf"]["features"] == {"torsf_enabled": False, "vanilla_tor_enabled": False,
+                                     "webconnectivity_0.5": True, "openvpn_enabled": False}
     urls = {u["url"]: u for u in j["tests"]["web_connectivity"]["urls"]}
     assert set(urls) == {"https://www.bbc.com/", "https://www.example.it/",
                          "https://casino.example/"}
@@ -198,7 +199,9 @@ def test_private_checkin_v2(pc, citizenlab):
     r = _post(pc, "/api/_/check-in", CHECKIN, headers={"X-Real-IP": "10.34.1.1"})
     j = r.get_json()
     assert j["v"] == 2 and "tests" not in j
-    assert j["conf"]["features"] == {"webconnectivity_0.5": True}
+    # The v2 check-in serves the configured flags too (no octet rollout).
+    assert j["conf"]["features"]["webconnectivity_0.5"] is True
+    assert j["conf"]["features"]["vanilla_tor_enabled"] is False
     names = [n["test_name"] for n in j["nettests"]]
     assert len(names) == 33 and names[0] == "bridge_reachability"
     for n in j["nettests"]:
@@ -212,8 +215,6 @@ def test_private_checkin_v2(pc, citizenlab):
                                         "https://casino.example/"}
     assert set(wc[0]["attributes"]) == {"category_code", "country_code"}
     assert by["tor"]["targets"] == []
-    j = _post(pc, "/api/_/check-in", CHECKIN, headers={"X-Real-IP": IT_IP}).get_json()
-    assert j["conf"]["features"] == {}
 
 
 def test_checkin_measured_url_drops(pc, citizenlab, db):
