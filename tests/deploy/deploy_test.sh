@@ -7,7 +7,14 @@
 # `systemd-analyze verify` on every unit. One PASS/FAIL line per step; exit
 # status 1 when a step failed.
 #
-#   tests/deploy/deploy_test.sh [--keep]
+#   tests/deploy/deploy_test.sh [--keep] [--ansible]
+#
+# --ansible then runs ansible/site.yml against the chroot
+# (ansible_connection=community.general.chroot, variables in
+# tests/deploy/ansible-lab-vars.yml): a real run with a self-signed
+# certificate, a second run that must change nothing, a run without the S3
+# variables that must stop at once, and a --check --diff run of the
+# dehydrated (Let's Encrypt) path, which cannot reach an ACME server here.
 #
 # The debootstrapped base (minbase + systemd) is cached in
 # .cache/deploy/base; each run copies it to .cache/deploy/root, which --keep
@@ -20,7 +27,14 @@ CACHE=$REPO/.cache/deploy
 BASE=$CACHE/base
 ROOT=$CACHE/root
 KEEP=0
-[ "${1:-}" = --keep ] && KEEP=1
+ANSIBLE=0
+for a in "$@"; do
+    case "$a" in
+        --keep) KEEP=1 ;;
+        --ansible) ANSIBLE=1 ;;
+        *) echo "usage: $0 [--keep] [--ansible]" >&2; exit 2 ;;
+    esac
+done
 
 [ "$(id -u)" = 0 ] || { echo "deploy-test: needs root (debootstrap, chroot, mount)" >&2; exit 2; }
 DEB=$(ls -t dist/ooni-backend_*_amd64.deb 2>/dev/null | head -1)
@@ -72,8 +86,9 @@ bind() {  # bind SRC DEST-INSIDE-ROOT [mount args]
 
 fresh_root() {
     rm -rf "$ROOT" && cp -a "$BASE" "$ROOT" || return 1
-    bind proc /proc -t proc && bind sysfs /sys -t sysfs && bind /dev /dev --bind \
-        && bind /dev/pts /dev/pts --bind && bind "$CACHE/pip" /root/.cache/pip --bind || return 1
+    bind proc /proc -t proc && bind sysfs /sys -t sysfs && bind /sys/fs/cgroup /sys/fs/cgroup --bind \
+        && bind /dev /dev --bind \
+        && bind /dev/pts /dev/pts --bind && bind tmpfs /dev/shm -t tmpfs -o mode=1777 && bind "$CACHE/pip" /root/.cache/pip --bind || return 1
     cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
     # No daemon may start inside the chroot (there is no systemd running
     # anyway; this covers init scripts of dependencies too).
@@ -184,7 +199,7 @@ standalone_submit_and_find() {
     in_root chroot --userspec=ooniapi:ooniapi / ooni-backend run --config /etc/ooni/lab.toml --port "$port" \
         >"$CACHE/logs/standalone-server.log" 2>&1 &
     SERVER_PID=$!
-    python3 tests/deploy/submit_and_find.py "http://127.0.0.1:$port"
+    python3 tests/deploy/submit_and_find.py "http://127.0.0.1:$port" "$SERVER_PID"
     rc=$?
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID"
@@ -192,6 +207,43 @@ standalone_submit_and_find() {
     SERVER_PID=
     echo "ooni-backend run stopped by SIGTERM: exit $src (server log: .cache/deploy/logs/standalone-server.log)"
     [ $rc = 0 ] && [ $src = 0 ]
+}
+
+INVENTORY=$CACHE/ansible-inventory.ini
+playbook() {  # playbook LOGNAME [ansible-playbook args]: runs site.yml against the chroot
+    local log=$CACHE/logs/ansible-$1.log; shift
+    printf '[backend]\n%s ansible_connection=community.general.chroot ansible_become=false ansible_python_interpreter=/usr/bin/python3\n' \
+        "$ROOT" > "$INVENTORY"
+    ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 ./manage ansible-playbook -i "$INVENTORY" site.yml \
+        -e "@$REPO/tests/deploy/ansible-lab-vars.yml" -e "ooni_backend_deb_name=$(basename "$DEB")" "$@" >"$log" 2>&1
+    local rc=$?
+    sed -n '/PLAY RECAP/,$p' "$log"
+    return $rc
+}
+ansible_real_run() {
+    playbook real || return 1
+    in_root grep -q '^S3_BUCKET_NAME = "lab-archive"' /etc/ooni/backend.toml || { echo "S3 settings not deployed"; return 1; }
+    local u wants
+    wants=$(find "$ROOT/etc/systemd/system" -path '*.wants/*' -printf '%f\n' | sort | tr '\n' ' ')
+    for u in ooni-api.service fastpath.service ooni-api-uploader.timer ooni-db-backup.timer; do
+        case " $wants " in *" $u "*) ;; *) echo "$u not enabled (wants: $wants)"; return 1 ;; esac
+    done
+    in_root nginx -t || return 1
+    echo "enabled: $wants"
+}
+ansible_second_run() {
+    playbook second || return 1
+    grep -qE 'changed=0 .*failed=0' "$CACHE/logs/ansible-second.log"
+}
+ansible_without_s3() {
+    if playbook no-s3 -e s3_bucket_name= -e s3_access_key_id=; then
+        echo "the playbook ran without S3 variables"; return 1
+    fi
+    grep -q 'Set s3_endpoint_url, s3_bucket_name' "$CACHE/logs/ansible-no-s3.log" \
+        && grep -q 'changed=0' "$CACHE/logs/ansible-no-s3.log"
+}
+ansible_check_dehydrated() {
+    playbook check-dehydrated --check --diff -e tls_mode=dehydrated -e dehydrated_contact_email=ops@lab.invalid
 }
 
 mkdir -p "$CACHE/logs" "$CACHE/pip"
@@ -213,6 +265,16 @@ step "lab config for the standalone backend" lab_config
 step "ooni-backend run without chdb: one-line error, exit 1" standalone_refuses_without_chdb
 step "add the embedded extra (chdb) to the package venv" add_chdb
 step "ooni-backend run: submit and find a measurement" standalone_submit_and_find
+if [ $ANSIBLE = 1 ]; then
+    step "ansible: site.yml run, self-signed lab host" ansible_real_run
+    step "ansible: second run changes nothing" ansible_second_run
+    step "ansible: without S3 variables it stops at the first task" ansible_without_s3
+    step "ansible: --check --diff of the dehydrated path" ansible_check_dehydrated
+    for r in real second no-s3 check-dehydrated; do
+        echo "  recap of the $r run (.cache/deploy/logs/ansible-$r.log):"
+        grep -A1 'PLAY RECAP' "$CACHE/logs/ansible-$r.log" | tail -1 | sed 's/^/    /'
+    done
+fi
 echo "installed size: $(du -sh "$ROOT/opt/venvs/ooni-backend" | cut -f1) in /opt/venvs/ooni-backend (with chdb)"
 if [ $FAILED = 0 ]; then echo "deploy-test: PASS ($((SECONDS - T0)) s)"; else echo "deploy-test: FAIL ($((SECONDS - T0)) s)"; fi
 exit $FAILED

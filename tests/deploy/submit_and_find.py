@@ -3,7 +3,7 @@ opens a report, submits one measurement over loopback HTTP and polls
 /api/v1/measurements until the fastpath has scored it. Standard library only
 (it runs on the host, against the backend inside the chroot).
 
-    python3 submit_and_find.py http://127.0.0.1:PORT
+    python3 submit_and_find.py http://127.0.0.1:PORT [SERVER_PID]
 """
 import datetime as dt
 import json
@@ -24,9 +24,24 @@ def http(method, url, body=None, timeout=10):
         return e.code, e.read()
 
 
-def main(base: str) -> int:
+def alive(pid: int | None) -> bool:
+    if pid is None:
+        return True
+    # The server is the shell's child: once dead it stays a zombie until
+    # the shell waits for it, so read its state rather than signal it.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def main(base: str, pid: int | None = None) -> int:
     deadline = time.monotonic() + 180
     while True:
+        if not alive(pid):
+            print("the backend exited before answering /health")
+            return 1
         try:
             if http("GET", base + "/health", timeout=2) == (200, b"UP"):
                 break
@@ -66,4 +81,4 @@ def main(base: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None))
