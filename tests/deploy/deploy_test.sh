@@ -196,7 +196,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 standalone_submit_and_find() {
     local port rc
     port=$(free_port)
-    in_root chroot --userspec=ooniapi:ooniapi / ooni-backend run --config /etc/ooni/lab.toml --port "$port" \
+    # Not through in_root: a backgrounded function is a subshell, and $!
+    # must be the server itself (chroot, env and chroot exec into it).
+    chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 HOME=/root \
+        chroot --userspec=ooniapi:ooniapi / ooni-backend run --config /etc/ooni/lab.toml --port "$port" \
         >"$CACHE/logs/standalone-server.log" 2>&1 &
     SERVER_PID=$!
     python3 tests/deploy/submit_and_find.py "http://127.0.0.1:$port" "$SERVER_PID"
