@@ -41,7 +41,7 @@ setup(
         "python-dateutil>=2.8,<3",
     ],
     extras_require={
-        # The embedded ClickHouse of `ooni-backend run` (about 500 MB
+        # The embedded ClickHouse of `ooni-backend run` (about 900 MB
         # installed). Production talks to a ClickHouse server and the
         # Debian package leaves it out; ./manage run and test install it.
         "embedded": ["chdb>=3.0,<5"],
