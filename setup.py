@@ -25,7 +25,6 @@ setup(
         "flask>=3.0,<4",
         "flasgger>=0.9.7,<0.10",
         "clickhouse-driver>=0.2.8,<0.3",
-        "chdb>=3.0,<5",
         "lmdb>=1.4,<4",
         "boto3>=1.34,<2",
         "geoip2>=4.8,<6",
@@ -45,6 +44,10 @@ setup(
         "ooniauth-py>=0.3.3,<0.4",
     ],
     extras_require={
+        # The embedded ClickHouse of `ooni-backend run` (about 900 MB
+        # installed). Production talks to a ClickHouse server and the
+        # Debian package leaves it out; ./manage run and test install it.
+        "embedded": ["chdb>=3.0,<5"],
         "test": [
             "pytest>=8,<10",
             "moto[server]>=5.0,<6",

@@ -221,7 +221,14 @@ class ChdbDatabase(Database):
     _instances_lock = threading.Lock()
 
     def __init__(self, path: str, database: str = "default"):
-        from chdb import session as chdb_session
+        try:
+            from chdb import session as chdb_session
+        except ImportError:
+            # Production packages leave chdb out (setup.py extra "embedded").
+            raise DatabaseError(
+                "the embedded database (chdb://) needs the chdb package, which this "
+                "installation lacks: pip install 'ooni-backend[embedded]', or set "
+                "CLICKHOUSE_URL=clickhouse://... for a ClickHouse server") from None
 
         self.url = f"chdb://{path}"
         self.path = path
