@@ -28,7 +28,7 @@ def test_connect_names_the_missing_extra(tmp_path):
 def test_standalone_run_exits_with_one_line(tmp_path):
     p = _run(
         "import sys\n"
-        "from ooniapi.standalone import main\n"
+        "from ooniapi.runtime.standalone import main\n"
         f"sys.exit(main(['run', '--data-dir', '{tmp_path}/var', '--port', '0']))\n", tmp_path)
     assert p.returncode == 1, (p.stdout, p.stderr)
     errors = [ln for ln in p.stderr.splitlines() if ln.startswith("ooni-backend:")]
