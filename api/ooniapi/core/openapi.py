@@ -63,6 +63,8 @@ RESPONSES = {
     "UnsupportedMedia": _error("wrong Content-Type or Content-Encoding"),
     "StorageUnavailable": _error("the measurement could not be stored; retry later"),
     "DatabaseError": _error("database error", "AggregationError"),
+    "AtomFeed": {"description": "Atom feed, newest entry first"},
+    "NotModified": {"description": "not modified since the ETag or If-Modified-Since sent"},
 }
 
 DEFINITIONS = {

@@ -95,10 +95,8 @@ def changepoints() -> Response:
       - {name: since, in: query, type: string, description: "start time (default: 30 days ago)"}
       - {name: until, in: query, type: string, description: "end time (default: now)"}
     responses:
-      200:
-        description: "{results: [{probe_asn, probe_cc, domain, test_name, start_time, end_time, count, change_dir (up|down), s_pos, s_neg, current_mean, previous_mean, h, current_state, block_type, ...}]}"
-      400:
-        description: invalid parameter
+      200: {description: "{results: [{probe_asn, probe_cc, domain, test_name, start_time, end_time, count, change_dir (up|down), s_pos, s_neg, current_mean, previous_mean, h, current_state, block_type, ...}]}"}
+      400: {description: "invalid parameter"}
     """
     a = request.args
     probe_cc = parse_probe_cc(a.get("probe_cc"))
@@ -140,10 +138,8 @@ def feed_global() -> Response:
     tags: [detector]
     produces: [application/atom+xml]
     responses:
-      200:
-        description: Atom feed (newest first)
-      304:
-        description: not modified (ETag / If-Modified-Since)
+      200: {$ref: '#/responses/AtomFeed'}
+      304: {$ref: '#/responses/NotModified'}
     """
     return _feed(feeds.FeedSpec("global", None, request.path))
 
@@ -157,12 +153,9 @@ def feed_country(cc: str) -> Response:
     parameters:
       - {name: cc, in: path, type: string, required: true, description: two-letter country code}
     responses:
-      200:
-        description: Atom feed (newest first)
-      304:
-        description: not modified (ETag / If-Modified-Since)
-      400:
-        description: invalid country code
+      200: {$ref: '#/responses/AtomFeed'}
+      304: {$ref: '#/responses/NotModified'}
+      400: {description: "invalid country code"}
     """
     if not _CC.match(cc):
         raise BadRequest("Invalid country code")
@@ -178,12 +171,9 @@ def feed_asn(asn: str) -> Response:
     parameters:
       - {name: asn, in: path, type: string, required: true, description: "ASN, as AS1234 or 1234"}
     responses:
-      200:
-        description: Atom feed (newest first)
-      304:
-        description: not modified (ETag / If-Modified-Since)
-      400:
-        description: invalid ASN
+      200: {$ref: '#/responses/AtomFeed'}
+      304: {$ref: '#/responses/NotModified'}
+      400: {description: "invalid ASN"}
     """
     n = asn_value(asn)
     if n is None:
@@ -200,12 +190,9 @@ def feed_domain(domain: str) -> Response:
     parameters:
       - {name: domain, in: path, type: string, required: true, description: domain name}
     responses:
-      200:
-        description: Atom feed (newest first)
-      304:
-        description: not modified (ETag / If-Modified-Since)
-      400:
-        description: invalid domain
+      200: {$ref: '#/responses/AtomFeed'}
+      304: {$ref: '#/responses/NotModified'}
+      400: {description: "invalid domain"}
     """
     if len(domain) > MAX_DOMAIN or ":" in domain or not is_domain_or_ip(domain):
         raise BadRequest("Invalid domain")

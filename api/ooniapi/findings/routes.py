@@ -166,10 +166,7 @@ def post_action(action: str) -> Response:
           changes; with update_time (as last read) the edit is refused with
           409 when the finding changed since. delete: {id, email_address}
           (users: their own). publish/unpublish: {id}, admins only.
-      - in: body
-        name: body
-        required: true
-        schema: {$ref: "#/definitions/FindingBody"}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/FindingBody'}}
     responses:
       200:
         description: >

@@ -91,14 +91,8 @@ def manifest() -> Response:
     ---
     tags: [anonymous credentials]
     responses:
-      200:
-        description: >-
-          {manifest: {nym_scope, public_parameters, submission_policy: [{match:
-          {probe_cc, probe_asn}, policy: {age: [lo, hi], min_measurement_count}}]},
-          meta: {version, last_modification_date, manifest_url, library_version,
-          protocol_version}, version, public_parameters}
-      404:
-        description: anonymous credentials are disabled (ANONCRED_ENABLED=false)
+      200: {description: "{manifest: {nym_scope, public_parameters, submission_policy: [{match: {probe_cc, probe_asn}, policy: {age: [lo, hi], min_measurement_count}}]}, meta: {version, last_modification_date, manifest_url, library_version, protocol_version}, version, public_parameters}"}
+      404: {description: "anonymous credentials are disabled (ANONCRED_ENABLED=false)"}
     """
     # Short cache: the age window moves daily and a rotation must show soon.
     return json_response(_anoncred().manifest(), max_age=60)
@@ -111,28 +105,14 @@ def sign_credential() -> Response:
     tags: [anonymous credentials]
     consumes: [application/json]
     parameters:
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          required: [manifest_version, credential_sign_request]
-          properties:
-            manifest_version: {type: string}
-            credential_sign_request: {type: string, description: base64 registration request}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SignCredentialBody'}}
     responses:
-      200:
-        description: '{"credential_sign_response": "<base64>", "emission_day": 2461377, "manifest_version": "..."}'
-      400:
-        description: malformed body or request, unknown or retired manifest_version
-      403:
-        description: the request does not verify under this manifest's keys
-      404:
-        description: anonymous credentials are disabled
-      409:
-        description: this exact request was already signed (replay)
-      413:
-        description: request too large
+      200: {description: '{"credential_sign_response": "<base64>", "emission_day": 2461377, "manifest_version": "..."}'}
+      400: {description: "malformed body or request, unknown or retired manifest_version"}
+      403: {description: "the request does not verify under this manifest's keys"}
+      404: {description: "anonymous credentials are disabled"}
+      409: {description: "this exact request was already signed (replay)"}
+      413: {description: "request too large"}
     """
     ac = _anoncred()
     body = json_body()
@@ -161,29 +141,14 @@ def update_credential() -> Response:
     tags: [anonymous credentials]
     consumes: [application/json]
     parameters:
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          required: [old_manifest_version, manifest_version, update_request]
-          properties:
-            old_manifest_version: {type: string}
-            manifest_version: {type: string}
-            update_request: {type: string, description: base64 update request}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UpdateCredentialBody'}}
     responses:
-      200:
-        description: '{"update_response": "<base64>", "manifest_version": "..."}'
-      400:
-        description: malformed body or request, unknown or retired manifest version
-      403:
-        description: the request does not verify
-      404:
-        description: anonymous credentials are disabled
-      409:
-        description: this exact request was already used (replay)
-      413:
-        description: request too large
+      200: {description: '{"update_response": "<base64>", "manifest_version": "..."}'}
+      400: {description: "malformed body or request, unknown or retired manifest version"}
+      403: {description: "the request does not verify"}
+      404: {description: "anonymous credentials are disabled"}
+      409: {description: "this exact request was already used (replay)"}
+      413: {description: "request too large"}
     """
     ac = _anoncred()
     body = json_body()

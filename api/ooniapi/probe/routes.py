@@ -488,14 +488,10 @@ def vpn_config(provider: str) -> Response:
         type: string
         description: the probe's country (optional)
     responses:
-      200:
-        description: '{provider, protocol, config: {ca, cert, key, ...}, endpoints: [string], date_updated}'
-      400:
-        description: invalid country_code
-      404:
-        description: unknown provider
-      503:
-        description: the provider's configuration file is missing or unreadable
+      200: {description: '{provider, protocol, config: {ca, cert, key, ...}, endpoints: [string], date_updated}'}
+      400: {description: "invalid country_code"}
+      404: {description: "unknown provider"}
+      503: {description: "the provider's configuration file is missing or unreadable"}
     """
     cc = request.args.get("country_code")
     if cc:
@@ -546,10 +542,8 @@ def probe_update(client_id: str) -> Response:
             probe_id: {type: string}
             password: {type: string}
     responses:
-      200:
-        description: '{"status": "ok"}'
-      400:
-        description: not a JSON object or a field of the wrong type
+      200: {description: '{"status": "ok"}'}
+      400: {description: "not a JSON object or a field of the wrong type"}
     """
     if len(client_id) > 4096:
         raise BadRequest("Invalid client_id: too long")
@@ -567,8 +561,7 @@ def version() -> Response:
     ---
     tags: [probe services]
     responses:
-      200:
-        description: '{"version": "0.1.0", "build_label": "..."}'
+      200: {description: '{"version": "0.1.0", "build_label": "..."}'}
     """
     try:
         v = importlib.metadata.version("ooni-backend")

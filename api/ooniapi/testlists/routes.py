@@ -70,43 +70,11 @@ def test_list(country_code: str) -> Response:
       - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
       - {name: country_code, in: path, type: string, required: true, description: "two letters (any case) or global"}
     responses:
-      200:
-        description: >
-          test_list is the caller's working copy of lists/<cc>.csv when it has
-          unsubmitted or open changes, else upstream's; null when there is no
-          list for that country. changes lists the caller's changes per
-          country; pr_url is set in state PR_OPEN.
-        schema:
-          type: object
-          properties:
-            test_list:
-              type: array
-              x-nullable: true
-              items:
-                type: object
-                properties:
-                  url: {type: string}
-                  category_code: {type: string}
-                  date_added: {type: string}
-                  source: {type: string}
-                  notes: {type: string}
-            changes:
-              type: object
-              additionalProperties: {type: array, items: {type: object}}
-            state: {type: string, enum: [CLEAN, IN_PROGRESS, PR_OPEN]}
-            pr_url: {type: string, x-nullable: true}
-      400:
-        description: err_invalid_country_code
-        schema: {$ref: "#/definitions/Error"}
-      401:
-        description: authentication required
-        schema: {$ref: "#/definitions/Error"}
-      409:
-        description: err_account_busy (another request of the account is running)
-        schema: {$ref: "#/definitions/Error"}
-      503:
-        description: the test-lists repository could not be fetched for the first time
-        schema: {$ref: "#/definitions/Error"}
+      200: {description: "test_list is the caller's working copy of lists/<cc>.csv when it has unsubmitted or open changes, else upstream's; null when there is no list for that country. changes lists the caller's changes per country; pr_url is set in state PR_OPEN.", schema: {$ref: '#/definitions/TestList'}}
+      400: {description: "err_invalid_country_code", schema: {$ref: '#/definitions/Error'}}
+      401: {description: "authentication required", schema: {$ref: '#/definitions/Error'}}
+      409: {description: "err_account_busy (another request of the account is running)", schema: {$ref: '#/definitions/Error'}}
+      503: {description: "the test-lists repository could not be fetched for the first time", schema: {$ref: '#/definitions/Error'}}
     """
     cc = csv_rows.country_code(country_code)
     v = editor().view(_account_id(), cc)
@@ -123,44 +91,14 @@ def update_url() -> Response:
     security: [{bearer: []}]
     parameters:
       - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
-      - in: body
-        name: body
-        required: true
-        description: >
-          old_entry empty or absent: add new_entry; new_entry empty or absent:
-          delete old_entry; both: replace old_entry (which must match the
-          current row exactly) with new_entry.
-        schema:
-          type: object
-          required: [country_code]
-          properties:
-            country_code: {type: string, example: it}
-            comment: {type: string, description: commit message}
-            old_entry: {type: object, properties: {url: {type: string}, category_code: {type: string}, date_added: {type: string, example: "2024-01-31"}, source: {type: string}, notes: {type: string}}}
-            new_entry: {type: object, properties: {url: {type: string}, category_code: {type: string}, date_added: {type: string, example: "2024-01-31"}, source: {type: string}, notes: {type: string}}}
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UpdateUrlBody'}, description: "old_entry empty or absent: add new_entry; new_entry empty or absent: delete old_entry; both: replace old_entry (which must match the current row exactly) with new_entry.
+"}
     responses:
-      200:
-        description: the new entry as sent
-        schema:
-          type: object
-          properties:
-            updated_entry: {type: object, x-nullable: true}
-      400:
-        description: >
-          err_request_params, err_invalid_country_code, err_country_not_supported,
-          err_bad_url, err_bad_category_code, err_bad_date, err_no_proposed_changes,
-          err_duplicate_url, err_cannot_update_list (old_entry is not the current row),
-          err_cannot_close_pr
-        schema: {$ref: "#/definitions/Error"}
-      401:
-        description: authentication required
-        schema: {$ref: "#/definitions/Error"}
-      409:
-        description: err_account_busy
-        schema: {$ref: "#/definitions/Error"}
-      503:
-        description: GitHub or the test-lists repository is unreachable; nothing changed
-        schema: {$ref: "#/definitions/Error"}
+      200: {description: "the new entry as sent", schema: {$ref: '#/definitions/UpdateUrl'}}
+      400: {description: "err_request_params, err_invalid_country_code, err_country_not_supported, err_bad_url, err_bad_category_code, err_bad_date, err_no_proposed_changes, err_duplicate_url, err_cannot_update_list (old_entry is not the current row), err_cannot_close_pr", schema: {$ref: '#/definitions/Error'}}
+      401: {description: "authentication required", schema: {$ref: '#/definitions/Error'}}
+      409: {description: "err_account_busy", schema: {$ref: '#/definitions/Error'}}
+      503: {description: "GitHub or the test-lists repository is unreachable; nothing changed", schema: {$ref: '#/definitions/Error'}}
     """
     aid = _account_id()
     body = _body()
@@ -184,26 +122,11 @@ def submit() -> Response:
     parameters:
       - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
     responses:
-      200:
-        description: the pull request's API URL
-        schema:
-          type: object
-          properties:
-            pr_id: {type: string, example: "https://api.github.com/repos/citizenlab/test-lists/pulls/800"}
-      400:
-        description: err_no_proposed_changes (nothing to submit)
-        schema: {$ref: "#/definitions/Error"}
-      401:
-        description: authentication required
-        schema: {$ref: "#/definitions/Error"}
-      409:
-        description: err_pr_already_open, err_account_busy
-        schema: {$ref: "#/definitions/Error"}
-      503:
-        description: >
-          GitHub or the fork is unreachable or refused; the changes stay in
-          state IN_PROGRESS and the submit can be retried
-        schema: {$ref: "#/definitions/Error"}
+      200: {description: "the pull request's API URL", schema: {$ref: '#/definitions/Submit'}}
+      400: {description: "err_no_proposed_changes (nothing to submit)", schema: {$ref: '#/definitions/Error'}}
+      401: {description: "authentication required", schema: {$ref: '#/definitions/Error'}}
+      409: {description: "err_pr_already_open, err_account_busy", schema: {$ref: '#/definitions/Error'}}
+      503: {description: "GitHub or the fork is unreachable or refused; the changes stay in state IN_PROGRESS and the submit can be retried", schema: {$ref: '#/definitions/Error'}}
     """
     pr = editor().submit(_account_id())
     return json_response({"pr_id": pr.api_url}, nocache=True)
