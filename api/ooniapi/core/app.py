@@ -38,6 +38,7 @@ BLUEPRINTS = [
     "ooniapi.explorer.routes",
     "ooniapi.findings.routes",
     "ooniapi.accounts.routes",
+    "ooniapi.accounts.v2_routes",
 ]
 
 # Prefixes whose errors are JSON (api.md §1.3); elsewhere HTML is allowed.

@@ -35,6 +35,11 @@ class NotFound(ApiError):
     status = 404
 
 
+class Conflict(ApiError):
+    """A write lost a race with another write of the same row (409)."""
+    status = 409
+
+
 class PayloadTooLarge(ApiError):
     status = 413
 

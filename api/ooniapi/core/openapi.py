@@ -51,6 +51,83 @@ TEMPLATE = {
                 "v": {"type": "integer", "enum": [0]},
             },
         },
+        # ooniauth v2
+        "UserSession": {
+            "type": "object",
+            "properties": {
+                "session_token": {"type": "string"},
+                "redirect_to": {"type": "string"},
+                "email_address": {"type": "string"},
+                "role": {"type": "string", "enum": ["user", "admin", ""]},
+                "account_id": {"type": "string"},
+                "login_time": {"type": "string", "x-nullable": True},
+                "is_logged_in": {"type": "boolean"},
+            },
+        },
+        # OONI Run v2 (docs/oonirun.md)
+        "OONIRunNettest": {
+            "type": "object",
+            "required": ["test_name"],
+            "properties": {
+                "test_name": {"type": "string"},
+                "inputs": {"type": "array", "items": {"type": "string"}},
+                "inputs_extra": {"type": "array", "items": {"type": "object"}},
+                "targets_name": {"type": "string", "x-nullable": True,
+                                 "description": "dynamic input list, e.g. websites_list_prioritized"},
+                "options": {"type": "object"},
+                "is_background_run_enabled_default": {"type": "boolean"},
+                "is_manual_run_enabled_default": {"type": "boolean"},
+            },
+        },
+        "OONIRunLinkEdit": {
+            "type": "object",
+            "required": ["name", "short_description", "description", "author", "nettests"],
+            "properties": {
+                "name": {"type": "string"},
+                "short_description": {"type": "string"},
+                "description": {"type": "string"},
+                "author": {"type": "string", "description": "the caller's e-mail address"},
+                "name_intl": {"$ref": "#/definitions/OONIRunIntl"},
+                "short_description_intl": {"$ref": "#/definitions/OONIRunIntl"},
+                "description_intl": {"$ref": "#/definitions/OONIRunIntl"},
+                "icon": {"type": "string", "x-nullable": True},
+                "color": {"type": "string", "x-nullable": True, "example": "#3498db"},
+                "expiration_date": {"type": "string", "x-nullable": True,
+                                    "example": "2030-01-01T00:00:00Z"},
+                "nettests": {"type": "array", "items": {"$ref": "#/definitions/OONIRunNettest"}},
+            },
+        },
+        "OONIRunIntl": {
+            "type": "object",
+            "x-nullable": True,
+            "additionalProperties": {"type": "string"},
+            "description": "language code (en, pt_BR, zh-Hant...) to text",
+        },
+        "OONIRunLink": {
+            "allOf": [
+                {"$ref": "#/definitions/OONIRunLinkEdit"},
+                {"type": "object", "properties": {
+                    "oonirun_link_id": {"type": "string"},
+                    "revision": {"type": "string"},
+                    "date_created": {"type": "string"},
+                    "date_updated": {"type": "string"},
+                    "is_mine": {"type": "boolean"},
+                    "is_expired": {"type": "boolean"},
+                    "is_archived": {"type": "boolean"},
+                }},
+            ],
+        },
+        "OONIRunProbeMeta": {
+            "type": "object",
+            "properties": {
+                "run_type": {"type": "string", "enum": ["timed", "manual"]},
+                "is_charging": {"type": "boolean"},
+                "probe_cc": {"type": "string", "example": "IT"},
+                "probe_asn": {"type": "string", "example": "AS30722"},
+                "network_type": {"type": "string", "example": "wifi"},
+                "website_category_codes": {"type": "array", "items": {"type": "string"}},
+            },
+        },
     },
 }
 

@@ -165,3 +165,13 @@ class Prioritizer:
         sample = (self.rng or random).sample(pool, min(limit, len(pool)))
         return [{"category_code": c.category_code, "url": c.url, "country_code": "XX"}
                 for c in sample]
+
+
+def checkin_test_list(svc, cc: str, asn: int, category_codes: Iterable[str] | None,
+                      limit: int) -> list[dict]:
+    """The prioritized URLs a probe of network (cc, asn) gets: the one entry
+    point shared by the check-in and OONI Run's dynamic lists, so both
+    serve the same ranking from the same per-process cache (built by the
+    probe area's ``init_app`` in ``svc.extras["prioritizer"]``). Raises
+    DatabaseError when no ranking can be built."""
+    return svc.extras["prioritizer"].test_list(svc.db, cc, asn, category_codes, limit)

@@ -23,7 +23,7 @@ from ooniapi.core.client_ip import DEFAULT_TRUSTED_PROXIES, client_ip, parse_net
 from ooniapi.probe.geoip import GeoIP, Location
 from ooniapi.core.http import json_response
 from ooniapi.prioritization.rules import url_limit
-from ooniapi.prioritization.cache import Prioritizer
+from ooniapi.prioritization.cache import Prioritizer, checkin_test_list
 from ooniapi.probe.conf import ProbeConf
 from ooniapi.core.validation import (category_codes, check_cc, json_body, opt_asn,
                                 opt_bool, opt_cc, opt_choice, opt_str, opt_str_list)
@@ -156,7 +156,7 @@ def _test_list(cc: str, asn: int, codes: list[str], limit: int) -> list[dict]:
     svc = services()
     try:
         with svc.metrics.timer("generate_test_list"):
-            return prioritizer().test_list(svc.db, cc, asn, codes, limit)
+            return checkin_test_list(svc, cc, asn, codes, limit)
     except Exception as e:  # the check-in must succeed without URLs
         log.error("test list generation failed for %s AS%d: %s", cc, asn, e)
         svc.metrics.incr("generate_test_list_error")
