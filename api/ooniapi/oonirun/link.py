@@ -138,6 +138,8 @@ def _nettest(i: int, nt: Any, targets_names: frozenset[str]) -> dict[str, Any]:
         if len(extra) != len(inputs or []):
             raise BadRequest(f"'{where}.inputs_extra' must have one item per input")
     targets = nt.get("targets_name")
+    if targets == "":
+        targets = None  # as this API answers "no dynamic list"
     if targets is not None:
         if not isinstance(targets, str) or targets not in targets_names:
             raise BadRequest(f"'{where}.targets_name' must be one of "
