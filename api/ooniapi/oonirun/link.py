@@ -132,6 +132,8 @@ def _nettest(i: int, nt: Any, targets_names: frozenset[str]) -> dict[str, Any]:
                 isinstance(x, str) and len(x) <= MAX_INPUT_LEN for x in inputs):
             raise BadRequest(f"'{where}.inputs' must be a list of at most {MAX_INPUTS} strings")
     extra = nt.get("inputs_extra")
+    if extra == []:
+        extra = None  # as this API answers "no extras" (a link sent back as read)
     if extra is not None:
         if not isinstance(extra, list) or not all(isinstance(x, dict) for x in extra):
             raise BadRequest(f"'{where}.inputs_extra' must be a list of objects")

@@ -385,3 +385,18 @@ def test_v2_tokens_work_on_v1_routes_and_v1_tokens_on_v2(client, cfg, db):
     assert r.status_code == 200
     r = create(client, v1_headers(cfg), link(author="anyone at all"))
     assert r.status_code == 200
+
+
+def test_a_link_sent_back_as_read_is_accepted_unchanged(client, cfg, db):
+    """run.ooni.org edits by sending the link it read: the answer's own
+    shapes (inputs_extra [] beside inputs, targets_name "", extra keys)
+    must validate and must not make a new revision."""
+    j = new_link(client, cfg, nettests=[
+        {"test_name": "dnscheck", "inputs": ["https://dns.google/dns-query"]},
+        {"test_name": "web_connectivity", "targets_name": "websites_list_prioritized"}])
+    g = get(client, j["oonirun_link_id"]).get_json()
+    assert g["nettests"][0]["inputs_extra"] == [] and g["nettests"][0]["targets_name"] == ""
+    r = edit(client, v2_headers(cfg), j["oonirun_link_id"], g)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["revision"] == "1"
+    assert r.get_json()["nettests"] == g["nettests"]
