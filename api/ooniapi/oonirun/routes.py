@@ -38,11 +38,19 @@ _TICK = dt.timedelta(milliseconds=1)
 
 
 def init_app(app) -> None:
-    app.extensions["ooni"].extras["oonirun_locks"] = store.LinkLocks()
+    svc = app.extensions["ooni"]
+    svc.extras["oonirun_locks"] = store.LinkLocks()
+    svc.extras["oonirun_engine_cache"] = store.VersionsCache(
+        ttl=svc.cfg.get_float("OONIRUN_ENGINE_CACHE_SECONDS", 2.0))
 
 
 def _locks() -> store.LinkLocks:
     return services().extras["oonirun_locks"]
+
+
+def _written(link_id: int) -> None:
+    """After every write of a link: this process serves it fresh at once."""
+    services().extras["oonirun_engine_cache"].invalidate(link_id)
 
 
 def _flag(name: str) -> bool:
@@ -163,6 +171,7 @@ def create() -> Response:
         # an archived link stays archived through later edits
         store.insert_version(db, link_id, descriptor, text, sess.account_id,
                              descriptor_creation_time, now, any(v.archived for v in vs))
+    _written(link_id)
     log.info("oonirun link %d saved (descriptor %s)", link_id, descriptor_creation_time)
     return json_response({"v": 1, "ooni_run_link_id": link_id}, nocache=True)
 
@@ -195,6 +204,7 @@ def archive(ooni_run_link_id: int) -> Response:
         with _locks().of(ooni_run_link_id):
             store.archive(services().db, ooni_run_link_id,
                           None if sess.role == "admin" else sess.account_id)
+        _written(ooni_run_link_id)
     return json_response({"v": 1}, nocache=True)
 
 
@@ -487,6 +497,7 @@ def v2_edit(link_id: str) -> Response:
     with _locks().of(lid):
         store.check_unchanged(db, lid, store.head_of(vs))
         store.insert_version(db, lid, d, text, prev.creator_account_id, dct, tct, False)
+    _written(lid)
     log.info("oonirun link %d edited (v2, %s)", lid,
              "new revision" if new_revision else "same revision")
     _, state = _load(lid, None)
@@ -672,7 +683,12 @@ def probe_engine_descriptor(link_id: str, revision: str) -> Response:
             raise BadRequest("The request body must be a JSON object (the probe's run metadata)")
     meta = dynamic_lists.parse_meta(body, request.headers.get("x-ooni-networkinfo"))
     ua = dynamic_lists.parse_user_agent(request.headers.get("User-Agent"))
-    _, state = _load(lid, rev)
+    vs = services().extras["oonirun_engine_cache"].get(services().db, lid)
+    if not vs:
+        raise NotFound("OONI Run link not found")
+    if rev is not None and rev > len(vs):
+        raise NotFound("OONI Run link revision not found")
+    state = store.link_state(vs, rev)
     services().metrics.incr("oonirun_engine_descriptor."
                             + (ua.software_name if ua else "unknown_software"))
     out = link.answer(state, mine=_is_mine(state), now=utcnow(),

@@ -3,7 +3,8 @@
 ReplacingMergeTree(translation_creation_time) keyed by (ooni_run_link_id,
 descriptor_creation_time): a translation-only update replaces the row of its
 descriptor version, a structural change adds a new version. Reads use FINAL
-and writes are followed by ``OPTIMIZE ... FINAL`` so the next read is
+(or, on the hot v2 paths, its replacement rule applied in Python) and
+writes are followed by ``OPTIMIZE ... FINAL`` so the next read is
 consistent even on a server that merges lazily.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,12 +89,29 @@ def fetch(db: Database, link_id: int,
     return _version(row) if row else None
 
 
+def _replaced(rows: list[dict[str, Any]]) -> list[Version]:
+    """What FINAL would keep of rows ordered by (link, descriptor time,
+    translation time): per (link, descriptor time) the newest translation.
+    Done here because FINAL costs more than the whole rest of a probe's
+    engine-descriptor request on the embedded database; writes keep
+    translation times strictly increasing, so the newest is unambiguous."""
+    out: list[Version] = []
+    for r in rows:
+        v = _version(r)
+        if out and (out[-1].ooni_run_link_id, out[-1].descriptor_creation_time) == \
+                (v.ooni_run_link_id, v.descriptor_creation_time):
+            out[-1] = v
+        else:
+            out.append(v)
+    return out
+
+
 def versions(db: Database, link_id: int) -> list[Version]:
     """Every descriptor version, oldest first: revision N is item N-1."""
-    rows = db.query(f"""SELECT {_VERSION_COLS} FROM oonirun FINAL
+    rows = db.query(f"""SELECT {_VERSION_COLS} FROM oonirun
         WHERE ooni_run_link_id = {{id:UInt64}}
         ORDER BY descriptor_creation_time, translation_creation_time""", {"id": link_id})
-    return [_version(r) for r in rows]
+    return _replaced(rows)
 
 
 def id_exists(db: Database, link_id: int) -> bool:
@@ -218,12 +237,11 @@ def all_links(db: Database, account_id: str | None = None) -> dict[int, list[Ver
     where, params = "", {}
     if account_id is not None:
         where, params = "WHERE creator_account_id = {acc:String}", {"acc": account_id}
-    rows = db.query(f"""SELECT {_VERSION_COLS} FROM oonirun FINAL {where}
+    rows = db.query(f"""SELECT {_VERSION_COLS} FROM oonirun {where}
         ORDER BY ooni_run_link_id, descriptor_creation_time, translation_creation_time""",
                     params)
     out: dict[int, list[Version]] = {}
-    for r in rows:
-        v = _version(r)
+    for v in _replaced(rows):
         out.setdefault(v.ooni_run_link_id, []).append(v)
     return out
 
@@ -262,3 +280,40 @@ def list_versions(db: Database, *, account_id: str | None, ids: list[int],
         short_description=r["short_description"],
         descriptor_creation_time=r["descriptor_creation_time"],
         translation_creation_time=r["translation_creation_time"]) for r in rows]
+
+
+class VersionsCache:
+    """The versions of the links probes fetch engine descriptors of, kept
+    ``ttl`` seconds (``OONIRUN_ENGINE_CACHE_SECONDS``, default 2; 0: off)
+    for the engine-descriptor route only: one popular link is fetched by
+    many probes at once, and the database read is most of the request's
+    cost. This process's writes drop the link at once; other API
+    processes' writes are seen within ``ttl``. Unknown ids are not kept.
+    At most ``max_links`` links, the oldest fetched goes first."""
+
+    def __init__(self, ttl: float = 2.0, max_links: int = 1000, clock=time.monotonic):
+        self.ttl = ttl
+        self.max_links = max(1, max_links)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._links: dict[int, tuple[float, list[Version]]] = {}
+
+    def get(self, db: Database, link_id: int) -> list[Version]:
+        if self.ttl <= 0:
+            return versions(db, link_id)
+        hit = self._links.get(link_id)
+        now = self.clock()
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        vs = versions(db, link_id)
+        if vs:
+            with self._lock:
+                self._links.pop(link_id, None)
+                self._links[link_id] = (now, vs)
+                while len(self._links) > self.max_links:
+                    del self._links[next(iter(self._links))]
+        return vs
+
+    def invalidate(self, link_id: int) -> None:
+        with self._lock:
+            self._links.pop(link_id, None)
