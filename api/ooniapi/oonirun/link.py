@@ -332,3 +332,22 @@ def answer(state: LinkState, *, mine: bool, now: dt.datetime,
 def answer_nettests(state: LinkState) -> list[dict[str, Any]]:
     raw = state.nettests if isinstance(state.nettests, list) else []
     return [_answer_nettest(nt) for nt in raw if isinstance(nt, dict)]
+
+
+def check_v1_fields(descriptor: dict[str, Any], targets_names: frozenset[str]) -> None:
+    """The fields v2 added, when a v1 UI body carries them: the v1 route
+    stores its body as sent, so they must be what the v2 routes and the
+    probes can read."""
+    check_color(descriptor.get("color"))
+    parse_date("expiration_date", descriptor.get("expiration_date"))
+    nettests = descriptor.get("nettests")
+    for i, nt in enumerate(nettests if isinstance(nettests, list) else []):
+        targets = nt.get("targets_name") if isinstance(nt, dict) else None
+        if targets in (None, ""):
+            continue
+        if targets not in targets_names:
+            raise BadRequest(f"'nettests[{i}].targets_name' must be one of "
+                             + ", ".join(sorted(targets_names)))
+        if nt.get("inputs") or nt.get("inputs_extra"):
+            raise BadRequest(f"'nettests[{i}]': targets_name cannot be given with inputs "
+                             "or inputs_extra")

@@ -145,6 +145,7 @@ def create() -> Response:
     raw_id = request.args.get("ooni_run_link_id") or request.args.get("id")
     link_id = _link_id(raw_id) if raw_id else None
     descriptor, text = _read_descriptor()
+    link.check_v1_fields(descriptor, dynamic_lists.TARGETS_NAMES)
     db = services().db
     now = desc.to_db_time(utcnow())
     archived = False

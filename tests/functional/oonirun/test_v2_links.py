@@ -400,3 +400,35 @@ def test_a_link_sent_back_as_read_is_accepted_unchanged(client, cfg, db):
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["revision"] == "1"
     assert r.get_json()["nettests"] == g["nettests"]
+
+
+@pytest.mark.parametrize("extra,field", [
+    ({"color": "red"}, "color"),
+    ({"expiration_date": "soon"}, "expiration_date"),
+    ({"nettests": [{"test_name": "web_connectivity", "targets_name": "all_of_them"}]},
+     "targets_name"),
+    ({"nettests": [{"test_name": "web_connectivity", "targets_name": "websites_list_prioritized",
+                    "inputs": ["https://ooni.org/"]}]}, "targets_name"),
+])
+def test_v1_create_checks_the_v2_fields(client, cfg, db, extra, field):
+    r = client.post("/api/_/ooni_run/create", headers=v1_headers(cfg),
+                    json={"name": "Legacy", "author": "x", **extra})
+    assert r.status_code == 400 and field in r.get_json()["error"]
+    assert rows(db) == 0
+
+
+@pytest.mark.parametrize("path,method", [
+    ("/api/v2/oonirun/links", "POST"), ("/api/v2/oonirun/links/123401", "PUT"),
+    ("/api/v2/oonirun/links/123401/engine-descriptor/latest", "POST"),
+    ("/api/v2/ooniauth/user-session", "POST"), ("/api/v2/ooniauth/user-login", "POST"),
+])
+def test_preflight_of_v2_routes(client, db, path, method):
+    pre = {"Access-Control-Request-Method": method,
+           "Access-Control-Request-Headers": "authorization,content-type"}
+    r = client.options(path, headers={**pre, "Origin": ORIGIN})
+    assert r.status_code == 200
+    assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert r.headers["Access-Control-Allow-Credentials"] == "true"
+    assert method in r.headers["Access-Control-Allow-Methods"]
+    r = client.options(path, headers={**pre, "Origin": "https://evil.example.com"})
+    assert "Access-Control-Allow-Origin" not in r.headers
