@@ -6,8 +6,15 @@ Creates L links (default 200) with three versions each through
 ``POST /api/_/ooni_run/create`` (every write ends with OPTIMIZE ... FINAL, so
 this shows how writes cost as the table grows), then fetches random links
 as the probe does (``GET /api/v2/oonirun/links/<id>``) N times (default
-2,000) and lists them as the UI does. Bounded by counts and by 60 s per
-phase. Prints rates, p50 and p99; figures depend on the machine's load.
+2,000) and lists them as the UI does. Then the engine descriptor of a link
+with a dynamic list (``websites_list_prioritized``), as probe-cli fetches it,
+N times for probes of 20 Italian networks: on the CitizenLab lists of
+../shared/data/test-lists (global + it, about 2,000 URLs; a synthetic
+list of the same size when absent), with measurement counters, through the
+check-in's prioritization cache, with the engine-descriptor's link cache
+(OONIRUN_ENGINE_CACHE_SECONDS, 2 s) and without it. Target: at least 200/s. Bounded by counts
+and by 60 s per phase. Prints rates, p50 and p99; figures depend on the
+machine's load.
 """
 from __future__ import annotations
 
@@ -104,7 +111,71 @@ def main() -> None:
 
     samples, elapsed = timed(listing, 100)
     report("GET /api/_/ooni_run/list?only_latest=true", samples, elapsed)
+
+    samples, elapsed = timed(lambda _: client.get("/api/v2/oonirun/links?is_expired=true"), 100)
+    report(f"GET /api/v2/oonirun/links ({len(ids)} links)", samples, elapsed)
+
+    engine_descriptor_phase(cfg, db, client, rnd, args.requests)
     db.shutdown()
+
+
+def seed_lists(db, rnd: random.Random) -> str:
+    from tests.prio_support import insert_measurements, load_citizenlab
+
+    lists = REPO.parent / "shared" / "data" / "test-lists" / "lists"
+    if lists.is_dir():
+        n = load_citizenlab(db, lists)
+        what = f"{n} CitizenLab rows of {lists}"
+    else:
+        cats = ["NEWS", "POLR", "HUMR", "LGBT", "GMB", "FILE", "SRCH", "COMT"]
+        rows = [[f"site{i}.example.org", f"https://site{i}.example.org/",
+                 "ZZ" if i % 8 else "it", cats[i % len(cats)]] for i in range(2000)]
+        n = db.insert("citizenlab", ["domain", "url", "cc", "category_code"], rows)
+        what = f"{n} synthetic rows (no {lists})"
+    urls = [r["url"] for r in db.query("SELECT url FROM citizenlab LIMIT 300")]
+    for asn in range(1, 21):
+        for url in rnd.sample(urls, 30):
+            insert_measurements(db, url, "IT", asn, rnd.randint(1, 20))
+    return what
+
+
+def engine_descriptor_phase(cfg, db, client, rnd: random.Random, count: int) -> None:
+    from ooniapi.core import auth as core_auth
+
+    what = seed_lists(db, rnd)
+    email = "bench@example.org"
+    tok = core_auth.session_token(cfg, core_auth.account_id(cfg, email), "user",
+                                  email_address=email)
+    body = {"name": "Dynamic list", "short_description": "bench", "description": "bench",
+            "author": email,
+            "nettests": [{"test_name": "web_connectivity",
+                          "targets_name": "websites_list_prioritized"}]}
+    r = client.post("/api/v2/oonirun/links", json=body,
+                    headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 200, r.get_json()
+    lid = r.get_json()["oonirun_link_id"]
+    ua = {"User-Agent": "miniooni/3.22.0 (linux) ooniprobe-engine/3.22.0"}
+    print(f"engine-descriptor: {what}, 20 networks with counters")
+    cache = client.application.extensions["ooni"].extras["oonirun_engine_cache"]
+    default_ttl = cache.ttl
+    for label, run_type, charging, ttl in (
+            ("timed, charging: 100 URLs", "timed", True, default_ttl),
+            ("manual: every URL", "manual", True, default_ttl),
+            ("timed, charging; link cache off: a database read each", "timed", True, 0)):
+        cache.ttl = ttl
+        sizes = []
+
+        def fetch(_: int) -> None:
+            meta = {"run_type": run_type, "is_charging": charging, "probe_cc": "IT",
+                    "probe_asn": f"AS{rnd.randint(1, 20)}", "network_type": "wifi"}
+            r = client.post(f"/api/v2/oonirun/links/{lid}/engine-descriptor/latest",
+                            json=meta, headers=ua)
+            assert r.status_code == 200, r.get_json()
+            sizes.append(len(r.get_json()["nettests"][0]["inputs"]))
+
+        samples, elapsed = timed(fetch, count)
+        report(f"POST engine-descriptor, dynamic list ({label}; "
+               f"{statistics.median(sizes):.0f} inputs)", samples, elapsed)
 
 
 if __name__ == "__main__":

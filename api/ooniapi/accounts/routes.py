@@ -97,10 +97,9 @@ def user_login() -> Response:
     """
     cfg = services().cfg
     reg = auth.decode_registration(cfg, request.args.get("k", ""))
-    role = accounts_store.get_role(services().db, reg.account_id)
-    if role not in accounts_store.ROLES:
-        role = "user"
-    bearer = auth.session_token(cfg, reg.account_id, role)
+    role = auth.login_role(cfg, accounts_store.get_role(services().db, reg.account_id),
+                           reg.email_address)
+    bearer = auth.session_token(cfg, reg.account_id, role, email_address=reg.email_address)
     return json_response({"bearer": bearer, "redirect_to": reg.redirect_to,
                           "email_address": reg.email_address}, nocache=True)
 
@@ -120,7 +119,7 @@ def user_refresh_token() -> Response:
     """
     sess = auth.current_session()
     bearer = auth.session_token(services().cfg, sess.account_id, sess.role,
-                                login_time=sess.login_time)
+                                login_time=sess.login_time, email_address=sess.email_address)
     return json_response({"bearer": bearer}, nocache=True)
 
 

@@ -40,6 +40,7 @@ BLUEPRINTS = [
     "ooniapi.accounts.routes",
     "ooniapi.testlists.routes",
     "ooniapi.detector.routes",
+    "ooniapi.accounts.v2_routes",
 ]
 
 # Prefixes whose errors are JSON (api.md §1.3); elsewhere HTML is allowed.

@@ -9,7 +9,10 @@ carries an audience that keeps the kinds apart:
   its whole advertised lifetime and beyond;
 * ``register`` -- the e-mail login link (§9.1), 1 day;
 * ``user_auth`` -- a browser session (§9.2, §14), with ``account_id``,
-  ``role``, ``login_time`` and ``exp``.
+  ``role``, ``login_time`` and ``exp``; tokens issued since ooniauth v2
+  also carry ``email_address`` (what run.ooni.org and Explorer read, and
+  what OONI Run v2 compares ``author`` with). Tokens with and without it
+  are accepted alike on every protected route.
 
 Use from other blueprints::
 
@@ -235,10 +238,12 @@ class Session:
     # Issue time in milliseconds (the ``iat_ms`` claim; ``iat * 1000`` for
     # tokens without it): what a session expunge is compared with.
     issued_ms: int = 0
+    # None for tokens issued before ooniauth v2 (they did not carry it).
+    email_address: str | None = None
 
 
 def session_token(cfg: Config, account_id: str, role: str, login_time: int | None = None,
-                  now: dt.datetime | None = None) -> str:
+                  now: dt.datetime | None = None, email_address: str | None = None) -> str:
     """A ``user_auth`` token; ``exp`` is capped by the login time so that
     refreshing never extends a login beyond LOGIN_EXPIRY_DAYS."""
     now = now or utcnow()
@@ -250,6 +255,7 @@ def session_token(cfg: Config, account_id: str, role: str, login_time: int | Non
     claims = {"nbf": now_ts, "iat": now_ts, "exp": exp, "aud": AUD_USER,
               "account_id": account_id, "login_time": login_time, "role": role,
               "iat_ms": epoch_ms(now)}
+    claims.update(v2_session_claims(email_address))
     return encode(claims, jwt_key(cfg))
 
 
@@ -260,9 +266,37 @@ def decode_session(cfg: Config, token: str) -> Session:
         iat = int(c["iat"])
         return Session(account_id=str(c["account_id"]), role=str(c["role"]),
                        login_time=int(c.get("login_time") or iat),
-                       iat=iat, exp=int(c["exp"]), issued_ms=issued_ms(c, iat))
+                       iat=iat, exp=int(c["exp"]), issued_ms=issued_ms(c, iat),
+                       email_address=v2_session_email(c))
     except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
         raise Unauthorized("Authentication required") from None
+
+
+# --- ooniauth v2 additions (run.ooni.org, Explorer) ------------------------
+
+def v2_session_claims(email_address: str | None) -> dict[str, Any]:
+    """The claim a v2 session token adds to the v1 ones: the address the
+    UIs show and OONI Run checks ``author`` against."""
+    return {"email_address": email_address} if email_address else {}
+
+
+def v2_session_email(claims: dict[str, Any]) -> str | None:
+    v = claims.get("email_address")
+    return v if isinstance(v, str) and v else None
+
+
+def admin_emails(cfg: Config) -> frozenset[str]:
+    """``ADMIN_EMAILS`` (comma separated): addresses that log in as admin
+    whatever their stored role, as upstream's ooniauth does."""
+    return frozenset(normalize_email(e) for e in cfg.get_list("ADMIN_EMAILS", []) if e.strip())
+
+
+def login_role(cfg: Config, stored_role: str | None, email_address: str | None) -> str:
+    """The role a new or refreshed session gets: admin for ADMIN_EMAILS,
+    else the stored role, else user."""
+    if email_address and normalize_email(email_address) in admin_emails(cfg):
+        return "admin"
+    return stored_role if stored_role in ("user", "admin") else "user"
 
 
 def _bearer() -> str | None:

@@ -10,8 +10,6 @@ import datetime as dt
 import re
 from typing import Any
 
-from ooni_common.timeutil import iso_z
-
 from ooniapi.core.errors import BadRequest, OoniError
 
 INTL_FIELDS = ("name_intl", "short_description_intl", "description_intl")
@@ -159,29 +157,4 @@ def probe_nettest(nt: dict[str, Any]) -> dict[str, Any]:
         v = _flag(nt, name)
         out[name] = v
         out[f"{name}_default"] = bool(v)
-    return out
-
-
-def probe_link(link_id: int, descriptor: dict[str, Any], nettests: Any, *,
-               revision: int, date_created: dt.datetime, date_updated: dt.datetime,
-               archived: bool, mine: bool) -> dict[str, Any]:
-    """The stored descriptor at the top level, its server-side fields
-    (which win over stored keys of the same name: a descriptor carrying
-    ``"revision": 3`` must not hand the probe a number) and typed nettests."""
-    out = dict(descriptor)
-    for key in ("name", "description", "short_description", "author"):
-        v = descriptor.get(key)
-        out[key] = v if isinstance(v, str) else ""
-    out["nettests"] = [probe_nettest(nt) for nt in nettests if isinstance(nt, dict)] \
-        if isinstance(nettests, list) else []
-    out.update({
-        # a string, as in the FastAPI service the apps were built against
-        "oonirun_link_id": str(link_id),
-        "revision": str(revision),
-        "date_created": iso_z(date_created),
-        "date_updated": iso_z(date_updated),
-        "is_archived": archived,
-        "is_expired": archived,
-        "is_mine": mine,
-    })
     return out

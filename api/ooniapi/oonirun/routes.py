@@ -9,16 +9,18 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from ooni_common.db import DatabaseError
 from ooni_common.timeutil import utcnow
 
 from ooniapi.core import strict_json
 from ooniapi.core.auth import current_session, optional_session, require_role
 from ooniapi.core.context import services
-from ooniapi.core.errors import BadRequest, NotFound
+from ooniapi.core.errors import ApiError, BadRequest, Forbidden, NotFound, StorageUnavailable
 from ooniapi.core.http import json_response
-from ooniapi.core.params import UINT64_MAX, uint_value
+from ooniapi.core.params import UINT64_MAX, parse_int, uint_value
 from ooniapi.oonirun import descriptor as desc
-from ooniapi.oonirun import store
+from ooniapi.oonirun import dynamic_lists, link, store
+from ooniapi.oonirun.link import LinkState
 
 log = logging.getLogger("ooni-api")
 
@@ -30,6 +32,24 @@ _MIN_TIME = dt.datetime(1900, 1, 1)
 _MAX_TIME = dt.datetime(2299, 12, 31)
 
 _FALSE_FLAGS = ("false", "0", "no")
+# DateTime64(3): a later write must differ by at least this much to sort after.
+_TICK = dt.timedelta(milliseconds=1)
+
+
+def init_app(app) -> None:
+    svc = app.extensions["ooni"]
+    svc.extras["oonirun_locks"] = store.LinkLocks()
+    svc.extras["oonirun_engine_cache"] = store.VersionsCache(
+        ttl=svc.cfg.get_float("OONIRUN_ENGINE_CACHE_SECONDS", 2.0))
+
+
+def _locks() -> store.LinkLocks:
+    return services().extras["oonirun_locks"]
+
+
+def _written(link_id: int) -> None:
+    """After every write of a link: this process serves it fresh at once."""
+    services().extras["oonirun_engine_cache"].invalidate(link_id)
 
 
 def _flag(name: str) -> bool:
@@ -124,22 +144,33 @@ def create() -> Response:
     raw_id = request.args.get("ooni_run_link_id") or request.args.get("id")
     link_id = _link_id(raw_id) if raw_id else None
     descriptor, text = _read_descriptor()
+    link.check_v1_fields(descriptor, dynamic_lists.TARGETS_NAMES)
     db = services().db
     now = desc.to_db_time(utcnow())
-    archived = False
     if link_id is None:
         link_id = store.new_id(db, services().cfg.collector_id)
-        descriptor_creation_time = now
-    else:
-        prev = store.latest_by_creator(db, link_id, sess.account_id)
-        if prev is None:
-            raise BadRequest("OONIRun descriptor not found")
-        descriptor_creation_time = (now if desc.is_structural_change(prev.descriptor, descriptor)
-                                    else prev.descriptor_creation_time)
+        store.insert_version(db, link_id, descriptor, text, sess.account_id, now, now, False)
+        log.info("oonirun link %d created", link_id)
+        return json_response({"v": 1, "ooni_run_link_id": link_id}, nocache=True)
+    vs = store.versions(db, link_id)
+    if not vs or vs[-1].creator_account_id != sess.account_id:
+        raise BadRequest("OONIRun descriptor not found")
+    prev = vs[-1]
+    if "expiration_date" not in descriptor and "expiration_date" in prev.descriptor:
+        # a v1 UI does not know the field: keep what a v2 edit set
+        descriptor["expiration_date"] = prev.descriptor["expiration_date"]
+        text = json.dumps(descriptor, ensure_ascii=False)
+    descriptor_creation_time = (
+        max(now, prev.descriptor_creation_time + _TICK)
+        if desc.is_structural_change(prev.descriptor, descriptor)
+        else prev.descriptor_creation_time)
+    now = max(now, prev.translation_creation_time + _TICK)
+    with _locks().of(link_id):
+        store.check_unchanged(db, link_id, store.head_of(vs))
         # an archived link stays archived through later edits
-        archived = prev.archived
-    store.insert_version(db, link_id, descriptor, text, sess.account_id,
-                         descriptor_creation_time, now, archived)
+        store.insert_version(db, link_id, descriptor, text, sess.account_id,
+                             descriptor_creation_time, now, any(v.archived for v in vs))
+    _written(link_id)
     log.info("oonirun link %d saved (descriptor %s)", link_id, descriptor_creation_time)
     return json_response({"v": 1, "ooni_run_link_id": link_id}, nocache=True)
 
@@ -169,8 +200,10 @@ def archive(ooni_run_link_id: int) -> Response:
     """
     sess = current_session()
     if ooni_run_link_id <= UINT64_MAX:
-        store.archive(services().db, ooni_run_link_id,
-                      None if sess.role == "admin" else sess.account_id)
+        with _locks().of(ooni_run_link_id):
+            store.archive(services().db, ooni_run_link_id,
+                          None if sess.role == "admin" else sess.account_id)
+        _written(ooni_run_link_id)
     return json_response({"v": 1}, nocache=True)
 
 
@@ -275,80 +308,268 @@ def list_links() -> Response:
     return json_response({"v": 1, "descriptors": [vars(i) for i in items]}, nocache=True)
 
 
-# --- probe-facing (probe-protocol.md §3.15) ------------------------------------
+# --- OONI Run v2 (run.ooni.org, the probes; docs/oonirun.md) ------------------
 
-def _probe_link(link_id_raw: str, revision_raw: str | None) -> dict[str, Any]:
-    link_id = uint_value(link_id_raw.strip(), UINT64_MAX)
+MAX_V2_BODY = 1024 * 1024
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+               "false": False, "0": False, "no": False, "off": False}
+LIST_MAX_LIMIT = 1000
+
+
+def _v2_body() -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_V2_BODY:
+        raise BadRequest(f"Request body too large (limit {MAX_V2_BODY} bytes)")
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_V2_BODY:
+        raise BadRequest(f"Request body too large (limit {MAX_V2_BODY} bytes)")
+    try:
+        doc = strict_json.loads(raw)
+    except (ValueError, RecursionError, UnicodeError):
+        raise BadRequest("The request body must be a JSON object (an OONI Run link)") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("The request body must be a JSON object (an OONI Run link)")
+    return doc
+
+
+def _descriptor_text(d: dict[str, Any]) -> str:
+    text = json.dumps(d, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeError:
+        raise BadRequest("The OONI Run link holds invalid text (a lone UTF-16 surrogate)") \
+            from None
+    return text
+
+
+def _v2_link_id(value: str) -> int:
+    link_id = uint_value(value.strip(), UINT64_MAX)
     if link_id is None:
         raise NotFound("OONI Run link not found")
-    rev = (revision_raw or "").strip().lower()
-    asked = None
-    if rev not in ("", "latest"):
-        asked = uint_value(rev, UINT64_MAX) if len(rev) <= 9 else None
-        if not asked:
-            raise BadRequest(f"Invalid revision: {revision_raw!r}")
-    all_versions = store.versions(services().db, link_id)
-    if not all_versions:
+    return link_id
+
+
+def _revision(value: str | None) -> int | None:
+    """``latest`` (or nothing): None; else a positive revision number."""
+    rev = (value or "").strip().lower()
+    if rev in ("", "latest"):
+        return None
+    n = uint_value(rev, UINT64_MAX) if len(rev) <= 9 else None
+    if not n:
+        raise BadRequest(f"Invalid revision: {value[:20]!r}: must be 'latest' or a number")
+    return n
+
+
+def _query_bool(name: str, default: bool) -> bool:
+    v = request.args.get(name)
+    if v is None or not v.strip():
+        return default
+    b = _BOOL_WORDS.get(v.strip().lower())
+    if b is None:
+        raise BadRequest(f"Invalid {name}: expected true or false")
+    return b
+
+
+def _load(link_id: int, revision: int | None) -> tuple[list[store.Version], LinkState]:
+    vs = store.versions(services().db, link_id)
+    if not vs:
         raise NotFound("OONI Run link not found")
-    revision = asked or len(all_versions)
-    if revision > len(all_versions):
+    if revision is not None and revision > len(vs):
         raise NotFound("OONI Run link revision not found")
-    ver = all_versions[revision - 1]
-    # Texts, translations and the archived flag are the link's, from its
-    # newest write; the nettests are those of the revision asked for.
-    newest = all_versions[-1]
+    return vs, store.link_state(vs, revision)
+
+
+def _is_mine(state: LinkState) -> bool:
     sess = current_session()
-    return desc.probe_link(
-        link_id, newest.descriptor, ver.descriptor.get("nettests"), revision=revision,
-        date_created=ver.descriptor_creation_time,
-        date_updated=newest.translation_creation_time,
-        archived=newest.archived,
-        mine=sess is not None and sess.account_id == newest.creator_account_id)
+    return sess is not None and sess.account_id == state.creator_account_id
+
+
+def _check_author(author: str, status: int) -> None:
+    """A user links under their own address (upstream's rule); sessions
+    issued before ooniauth v2 carry none and are not checked."""
+    sess = current_session()
+    if sess.email_address and author.strip().lower() != sess.email_address.lower():
+        raise ApiError("'author' field must be the e-mail address you logged in with", status)
+
+
+@bp.route("/api/v2/oonirun/links", methods=["POST"])
+@require_role("user", "admin")
+def v2_create() -> Response:
+    """Create an OONI Run link (v2)
+    ---
+    tags: [oonirun]
+    security: [{bearer: []}]
+    parameters:
+      - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
+      - in: body
+        name: body
+        required: true
+        description: >
+          the link; expiration_date defaults to 180 days from now and must be
+          in the future; a nettest has either inputs (with inputs_extra of
+          the same length) or a targets_name
+        schema: {$ref: "#/definitions/OONIRunLinkEdit"}
+    responses:
+      200:
+        description: the new link, revision 1
+        schema: {$ref: "#/definitions/OONIRunLink"}
+      400:
+        description: a bad field (named in the error), or author is not the caller's address
+        schema: {$ref: "#/definitions/Error"}
+      401:
+        description: missing, invalid, expired or expunged session token, or a role other than user/admin
+        schema: {$ref: "#/definitions/Error"}
+    """
+    sess = current_session()
+    edit = link.parse_edit(_v2_body(), dynamic_lists.TARGETS_NAMES)
+    _check_author(edit.author, 400)
+    now = desc.to_db_time(utcnow())
+    d = link.to_descriptor(edit, link.expiration_for_create(edit.expiration_date, now))
+    text = _descriptor_text(d)
+    db = services().db
+    link_id = store.new_id(db, services().cfg.collector_id)
+    store.insert_version(db, link_id, d, text, sess.account_id, now, now, False)
+    log.info("oonirun link %d created (v2)", link_id)
+    _, state = _load(link_id, None)
+    return json_response(link.answer(state, mine=True, now=now), nocache=True)
+
+
+@bp.route("/api/v2/oonirun/links/<link_id>", methods=["PUT"])
+@require_role("user", "admin")
+def v2_edit(link_id: str) -> Response:
+    """Edit an OONI Run link (v2): new nettests make a new revision
+    ---
+    tags: [oonirun]
+    security: [{bearer: []}]
+    parameters:
+      - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
+      - {name: link_id, in: path, type: string, required: true}
+      - in: body
+        name: body
+        required: true
+        description: >
+          the whole link (keys of the answer such as revision or is_mine are
+          ignored); without expiration_date the current one is kept; a time
+          in the last hour expires the link now; older is refused
+        schema: {$ref: "#/definitions/OONIRunLinkEdit"}
+    responses:
+      200:
+        description: the link after the edit
+        schema: {$ref: "#/definitions/OONIRunLink"}
+      400:
+        description: a bad field (named in the error)
+        schema: {$ref: "#/definitions/Error"}
+      401:
+        description: missing, invalid, expired or expunged session token
+        schema: {$ref: "#/definitions/Error"}
+      403:
+        description: the link has expired (or was archived), or a user set an author other than their address
+        schema: {$ref: "#/definitions/Error"}
+      404:
+        description: no such link among the caller's (admins edit any)
+        schema: {$ref: "#/definitions/Error"}
+      409:
+        description: another write (an archive, a concurrent edit) reached the link meanwhile; nothing written
+        schema: {$ref: "#/definitions/Error"}
+    """
+    sess = current_session()
+    lid = _v2_link_id(link_id)
+    edit = link.parse_edit(_v2_body(), dynamic_lists.TARGETS_NAMES)
+    if sess.role != "admin":
+        _check_author(edit.author, 403)
+    db = services().db
+    vs = store.versions(db, lid)
+    if not vs or (sess.role != "admin" and vs[-1].creator_account_id != sess.account_id):
+        raise NotFound("OONI Run link not found")
+    state = store.link_state(vs)
+    now = desc.to_db_time(utcnow())
+    if state.is_expired(now):
+        raise Forbidden("OONI Run link has expired and cannot be edited")
+    expiration = link.expiration_for_edit(edit.expiration_date, state.expiration(), now)
+    d = link.to_descriptor(edit, expiration)
+    text = _descriptor_text(d)
+    prev = vs[-1]
+    new_revision = (link.comparable_nettests(prev.descriptor.get("nettests"))
+                    != link.comparable_nettests(edit.nettests))
+    dct = max(now, prev.descriptor_creation_time + _TICK) if new_revision \
+        else prev.descriptor_creation_time
+    tct = max(now, prev.translation_creation_time + _TICK)
+    with _locks().of(lid):
+        store.check_unchanged(db, lid, store.head_of(vs))
+        store.insert_version(db, lid, d, text, prev.creator_account_id, dct, tct, False)
+    _written(lid)
+    log.info("oonirun link %d edited (v2, %s)", lid,
+             "new revision" if new_revision else "same revision")
+    _, state = _load(lid, None)
+    return json_response(link.answer(state, mine=_is_mine(state), now=now), nocache=True)
+
+
+@bp.route("/api/v2/oonirun/links", methods=["GET"])
+@optional_session
+def v2_list() -> Response:
+    """List OONI Run links (v2), newest first
+    ---
+    tags: [oonirun]
+    parameters:
+      - {name: is_mine, in: query, type: boolean, required: false, description: "only the caller's links (none when anonymous)"}
+      - {name: is_expired, in: query, type: boolean, required: false, description: "also expired (and archived) links"}
+      - {name: only_latest, in: query, type: boolean, required: false, default: true, description: "false: one item per revision"}
+      - {name: limit, in: query, type: integer, required: false, description: "at most this many items (1-1000; default all)"}
+      - {name: offset, in: query, type: integer, required: false, description: "skip this many items"}
+      - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token (sets is_mine)"}
+    responses:
+      200:
+        description: the links
+        schema:
+          type: object
+          properties:
+            oonirun_links: {type: array, items: {$ref: "#/definitions/OONIRunLink"}}
+      400:
+        description: a bad query parameter (named in the error)
+        schema: {$ref: "#/definitions/Error"}
+    """
+    is_mine = _query_bool("is_mine", False)
+    include_expired = _query_bool("is_expired", False)
+    only_latest = _query_bool("only_latest", True)
+    limit = parse_int("limit", request.args.get("limit"), 0, 1, LIST_MAX_LIMIT)
+    offset = parse_int("offset", request.args.get("offset"), 0, 0, 10**9)
+    sess = current_session()
+    if is_mine and sess is None:
+        return json_response({"oonirun_links": []}, nocache=True)
+    links = store.all_links(services().db, sess.account_id if is_mine else None)
+    now = utcnow()
+    items = []
+    # newest link first; its revisions newest first
+    for vs in sorted(links.values(),
+                     key=lambda vs: (vs[0].descriptor_creation_time, vs[0].ooni_run_link_id),
+                     reverse=True):
+        latest = store.link_state(vs)
+        if not include_expired and latest.is_expired(now):
+            continue
+        revisions = [len(vs)] if only_latest else range(len(vs), 0, -1)
+        for rev in revisions:
+            state = latest if rev == len(vs) else store.link_state(vs, rev)
+            items.append(link.answer(state, mine=_is_mine(state), now=now))
+    items = items[offset:offset + limit] if limit else items[offset:]
+    return json_response({"oonirun_links": items}, nocache=True)
 
 
 @bp.route("/api/v2/oonirun/links/<link_id>", methods=["GET"])
 @optional_session
 def probe_link(link_id: str) -> Response:
-    """OONI Run link as the probe decodes it: the descriptor at the top level
+    """An OONI Run link (v2), as run.ooni.org and the probes read it
     ---
     tags: [oonirun]
     parameters:
       - {name: link_id, in: path, type: string, required: true, description: "the ooni_run_link_id"}
-      - {name: revision, in: query, type: string, required: false, description: "1, 2, ... or latest (default): nettests of that descriptor version"}
+      - {name: revision, in: query, type: string, required: false, description: "1, 2, ... or latest (default): nettests and date_created of that revision"}
       - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token (sets is_mine)"}
     responses:
       200:
-        description: the descriptor
-        schema:
-          type: object
-          properties:
-            oonirun_link_id: {type: string}
-            name: {type: string}
-            name_intl: {type: object}
-            short_description: {type: string}
-            description: {type: string}
-            author: {type: string}
-            icon: {type: string}
-            revision: {type: string, description: "1 for the first descriptor version"}
-            date_created: {type: string, description: "creation time of this descriptor version"}
-            date_updated: {type: string, description: "time of the latest translation update"}
-            is_archived: {type: boolean}
-            is_expired: {type: boolean, description: "true once archived"}
-            is_mine: {type: boolean}
-            nettests:
-              type: array
-              items:
-                type: object
-                properties:
-                  test_name: {type: string}
-                  inputs: {type: array, items: {type: string}}
-                  inputs_extra: {type: array, items: {type: object}}
-                  targets_name: {type: string}
-                  options: {type: object}
-                  is_background_run_enabled: {type: boolean, x-nullable: true}
-                  is_manual_run_enabled: {type: boolean, x-nullable: true}
-                  is_background_run_enabled_default: {type: boolean}
-                  is_manual_run_enabled_default: {type: boolean}
+        description: >
+          the link: texts, translations, expiration from the newest write,
+          nettests of the revision; dynamic lists (targets_name) are not
+          resolved here (see engine-descriptor)
+        schema: {$ref: "#/definitions/OONIRunLink"}
       400:
         description: invalid revision
         schema: {$ref: "#/definitions/Error"}
@@ -356,47 +577,122 @@ def probe_link(link_id: str) -> Response:
         description: unknown link or revision
         schema: {$ref: "#/definitions/Error"}
     """
+    _, state = _load(_v2_link_id(link_id), _revision(request.args.get("revision")))
     # Personal (is_mine) and a changed descriptor must reach the probe at once.
-    return json_response(_probe_link(link_id, request.args.get("revision")), nocache=True)
+    return json_response(link.answer(state, mine=_is_mine(state), now=utcnow()), nocache=True)
 
 
-@bp.route("/api/v2/oonirun/links/<link_id>/engine-descriptor/<revision>", methods=["POST"])
+@bp.route("/api/v2/oonirun/links/<link_id>/full-descriptor/<revision>", methods=["GET"])
 @optional_session
-def probe_engine_descriptor(link_id: str, revision: str) -> Response:
-    """OONI Run link for the probe engine, at a revision (or latest)
+def v2_full_descriptor(link_id: str, revision: str) -> Response:
+    """An OONI Run link at a revision (v2)
     ---
     tags: [oonirun]
     parameters:
-      - {name: link_id, in: path, type: string, required: true, description: "the ooni_run_link_id"}
+      - {name: link_id, in: path, type: string, required: true}
       - {name: revision, in: path, type: string, required: true, description: "1, 2, ... or latest"}
-      - in: body
-        name: body
-        required: false
-        description: >
-          the probe's run metadata (is_charging, run_type, probe_cc,
-          probe_asn, network_type, website_category_codes); accepted and
-          not used: stored inputs are served as they are
-        schema: {type: object}
+      - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token (sets is_mine)"}
     responses:
       200:
-        description: the descriptor, as GET /api/v2/oonirun/links/{link_id} answers it
-        schema: {type: object}
+        description: the link, as GET /api/v2/oonirun/links/{link_id}?revision= answers it
+        schema: {$ref: "#/definitions/OONIRunLink"}
       400:
-        description: invalid revision or body
+        description: invalid revision
         schema: {$ref: "#/definitions/Error"}
       404:
         description: unknown link or revision
         schema: {$ref: "#/definitions/Error"}
     """
+    rev = _revision(revision)
+    _, state = _load(_v2_link_id(link_id), rev)
+    return json_response(link.answer(state, mine=_is_mine(state), now=utcnow()), nocache=True)
+
+
+def _resolved_nettests(state: LinkState, meta: dynamic_lists.ProbeMeta) -> list[dict[str, Any]]:
+    """The revision's nettests with each dynamic list resolved for this
+    probe: ``inputs`` and ``inputs_extra`` filled, ``targets_name`` emptied
+    (a probe given both would fail, as upstream notes)."""
+    svc = services()
+    out = []
+    for nt in link.answer_nettests(state):
+        name = nt.get("targets_name")
+        if name in dynamic_lists.TARGETS_NAMES:
+            try:
+                with svc.metrics.timer("oonirun_dynamic_list"):
+                    nt["inputs"], nt["inputs_extra"] = dynamic_lists.resolve(svc, name, meta)
+            except DatabaseError as e:
+                log.error("dynamic list %s for %s AS%d failed: %s", name, meta.probe_cc,
+                          meta.probe_asn, e)
+                raise StorageUnavailable("The test list cannot be generated now; retry later") \
+                    from None
+            nt["targets_name"] = ""
+        out.append(nt)
+    return out
+
+
+@bp.route("/api/v2/oonirun/links/<link_id>/engine-descriptor/<revision>", methods=["POST"])
+@optional_session
+def probe_engine_descriptor(link_id: str, revision: str) -> Response:
+    """An OONI Run link for the probe engine, dynamic lists resolved for the probe
+    ---
+    tags: [oonirun]
+    parameters:
+      - {name: link_id, in: path, type: string, required: true, description: "the ooni_run_link_id"}
+      - {name: revision, in: path, type: string, required: true, description: "1, 2, ... or latest"}
+      - {name: x-ooni-networkinfo, in: header, type: string, required: false, description: "<probe_asn>,<probe_cc> (<network_type>), e.g. AS30722,IT (wifi): used for fields the body lacks"}
+      - {name: User-Agent, in: header, type: string, required: false, description: "<software>/<version> (<platform>) <engine>/<version>; counted in metrics only"}
+      - in: body
+        name: body
+        required: false
+        description: >
+          the probe's run metadata; every field optional (run_type timed,
+          is_charging true, probe_cc ZZ, probe_asn AS0 by default), each
+          checked when present
+        schema: {$ref: "#/definitions/OONIRunProbeMeta"}
+    responses:
+      200:
+        description: >
+          the link at that revision (revision, date_created, nettests and
+          the other keys of GET /api/v2/oonirun/links/{link_id}); a nettest
+          with a targets_name gets the inputs and inputs_extra
+          (category_code, country_code) the check-in would give this probe
+        schema: {$ref: "#/definitions/OONIRunLink"}
+      400:
+        description: invalid revision, body, run_type, network_type, probe_cc, probe_asn, category codes or x-ooni-networkinfo
+        schema: {$ref: "#/definitions/Error"}
+      404:
+        description: unknown link or revision
+        schema: {$ref: "#/definitions/Error"}
+      503:
+        description: the dynamic list could not be generated (database unavailable)
+        schema: {$ref: "#/definitions/Error"}
+    """
+    rev = _revision(revision)
+    lid = _v2_link_id(link_id)
     raw = request.get_data(cache=False)
+    body: Any = {}
     if raw.strip():
+        if len(raw) > MAX_V2_BODY:
+            raise BadRequest(f"Request body too large (limit {MAX_V2_BODY} bytes)")
         try:
-            meta = json.loads(raw)
-        except (ValueError, RecursionError):
-            meta = None
-        if not isinstance(meta, dict):
-            raise BadRequest("The request body must be a JSON object")
-    return json_response(_probe_link(link_id, revision), nocache=True)
+            body = strict_json.loads(raw)
+        except (ValueError, RecursionError, UnicodeError):
+            body = None
+        if not isinstance(body, dict):
+            raise BadRequest("The request body must be a JSON object (the probe's run metadata)")
+    meta = dynamic_lists.parse_meta(body, request.headers.get("x-ooni-networkinfo"))
+    ua = dynamic_lists.parse_user_agent(request.headers.get("User-Agent"))
+    vs = services().extras["oonirun_engine_cache"].get(services().db, lid)
+    if not vs:
+        raise NotFound("OONI Run link not found")
+    if rev is not None and rev > len(vs):
+        raise NotFound("OONI Run link revision not found")
+    state = store.link_state(vs, rev)
+    services().metrics.incr("oonirun_engine_descriptor."
+                            + (ua.software_name if ua else "unknown_software"))
+    out = link.answer(state, mine=_is_mine(state), now=utcnow(),
+                      nettests=_resolved_nettests(state, meta))
+    return json_response(out, nocache=True)
 
 
 @bp.route("/api/v2/oonirun/links/<link_id>/revisions", methods=["GET"])

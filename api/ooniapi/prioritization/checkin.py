@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ooniapi.core.context import services
+from ooniapi.core.context import Services, services
 from ooniapi.prioritization.cache import Prioritizer
 from ooniapi.prioritization.rules import url_limit
 
@@ -15,6 +15,9 @@ def prioritizer() -> Prioritizer:
     return services().extras["prioritizer"]
 
 
-def test_list(cc: str, asn: int, category_codes: Iterable[str] | None, limit: int) -> list[dict]:
-    svc = services()
-    return prioritizer().test_list(svc.db, cc, asn, category_codes, limit)
+def test_list(svc: Services, cc: str, asn: int, category_codes: Iterable[str] | None,
+              limit: int) -> list[dict]:
+    """The prioritized URLs a probe of network (cc, asn) gets, from the
+    per-process ranking cache. Raises DatabaseError when no ranking can be
+    built."""
+    return svc.extras["prioritizer"].test_list(svc.db, cc, asn, category_codes, limit)

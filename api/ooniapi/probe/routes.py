@@ -126,7 +126,7 @@ def _test_list(cc: str, asn: int, codes: list[str], limit: int) -> list[dict]:
     svc = services()
     try:
         with svc.metrics.timer("generate_test_list"):
-            return checkin.test_list(cc, asn, codes, limit)
+            return checkin.test_list(svc, cc, asn, codes, limit)
     except Exception as e:  # the check-in must succeed without URLs
         log.error("test list generation failed for %s AS%d: %s", cc, asn, e)
         svc.metrics.incr("generate_test_list_error")

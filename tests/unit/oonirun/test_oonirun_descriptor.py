@@ -96,15 +96,21 @@ def test_probe_nettest_types_and_flags():
 
 
 def test_probe_link_fields():
+    from ooniapi.oonirun.link import LinkState, answer
     t = dt.datetime(2024, 1, 2, 3, 4, 5)
-    link = desc.probe_link(12301, {"name": "n", "author": "a", "revision": 9, "x": 1},
-                           [{"test_name": "t"}, "junk"], revision=3, date_created=t,
-                           date_updated=t, archived=False, mine=True)
+    state = LinkState(link_id=12301, descriptor={"name": "n", "author": "a", "revision": 9,
+                                                 "x": 1},
+                      nettests=[{"test_name": "t"}, "junk"], revision=3, date_created=t,
+                      date_updated=t, first_created=t, archived=False,
+                      creator_account_id="c" * 32)
+    link = answer(state, mine=True, now=t)
     assert link["revision"] == "3" and link["oonirun_link_id"] == "12301"
-    assert link["date_created"] == "2024-01-02T03:04:05Z"
+    assert link["date_created"] == "2024-01-02T03:04:05.000000Z"
     assert link["description"] == "" and link["x"] == 1
     assert [n["test_name"] for n in link["nettests"]] == ["t"]
     assert link["is_mine"] is True and link["is_expired"] is False
+    assert link["expiration_date"] == "2024-06-30T03:04:05.000000Z"
+    assert answer(state, mine=False, now=t + dt.timedelta(days=180))["is_expired"] is True
 
 
 def test_generate_int_id():
