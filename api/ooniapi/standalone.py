@@ -14,6 +14,7 @@ itself when none is running.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
@@ -25,6 +26,7 @@ from ooni_common.db import DatabaseError, connect
 from ooni_common.lock import LockHeld, lock_for_url
 from ooni_common.logs import setup_logging
 from ooni_common.metrics import from_config as metrics_from_config
+from ooni_common.ports import check_free, describe_holder
 from ooni_common.schema import ensure_all
 
 from .control import ControlServer, NoServer, request_job, socket_path
@@ -101,13 +103,19 @@ def make_server(host: str, port: int, app):
     try:
         return wz_make_server(host, port, app, threaded=True, request_handler=QuietHandler)
     except OSError as e:
-        raise Fatal(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        held = describe_holder(port) if e.errno == errno.EADDRINUSE else e.strerror or e
+        raise Fatal(f"cannot listen on {host}:{port}: {held}") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     host = args.host or cfg.get_str("LISTEN_HOST", DEFAULT_HOST)
     port = args.port if args.port is not None else cfg.get_int("LISTEN_PORT", DEFAULT_PORT)
+    # Before the database and the workers: a port kept by an orphan of a
+    # previous run is named at once.
+    busy = check_free(host, port)
+    if busy:
+        raise Fatal(busy)
     db, lock = open_database(cfg, "ooni-backend run")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -128,6 +136,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         app = create_app(cfg, db=db, notify_fastpath=fp.submit, metrics=api_metrics)
+        # /health answers 503 while scoring is stuck (routes/pages.py).
+        app.extensions["ooni"].extras["fastpath_health"] = fp.health_problem
         server = make_server(host, port, app)
         runner = JobRunner(cfg, db, all_jobs(), metrics_from_config(cfg, "ooni-backend"))
         scheduler = Scheduler(runner, cfg)
