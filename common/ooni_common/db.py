@@ -15,6 +15,7 @@ SQL text.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 from abc import ABC, abstractmethod
 import threading
@@ -124,6 +125,12 @@ class Database(ABC):
         cols = list(rows[0].keys())
         return self.insert(table, cols, [[r[c] for c in cols] for r in rows], settings)
 
+    def priority(self):
+        """Context manager: this thread's statements go before waiting
+        ordinary ones (the embedded database serialises all statements; a
+        server needs nothing)."""
+        return contextlib.nullcontext()
+
     def ping(self) -> bool:
         try:
             return self.execute("SELECT 1")[0][0] == 1
@@ -213,6 +220,66 @@ def _converter(t: str):
 
 # --- embedded backend -------------------------------------------------------
 
+class PriorityLock:
+    """A re-entrant lock whose priority threads (``with lock.priority()``) go
+    before every ordinary thread waiting for it.
+
+    All statements on the embedded database take one lock; with a plain lock
+    the fastpath's writer queued behind API queries and scheduled jobs, and a
+    measurement became visible 30 s after its acknowledgement under load
+    (issue 16). Each statement releases the lock, so a job yields to the
+    writer between its statements."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self._prio_waiting = 0
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def priority(self):
+        old = getattr(self._local, "prio", False)
+        self._local.prio = True
+        try:
+            yield
+        finally:
+            self._local.prio = old
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        prio = getattr(self._local, "prio", False)
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            if prio:
+                self._prio_waiting += 1
+                try:
+                    while self._owner is not None:
+                        self._cond.wait()
+                finally:
+                    self._prio_waiting -= 1
+            else:
+                while self._owner is not None or self._prio_waiting:
+                    self._cond.wait()
+            self._owner, self._depth = me, 1
+
+    def release(self) -> None:
+        with self._cond:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("release of a lock not held by this thread")
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._cond.notify_all()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 class ChdbDatabase(Database):
     """Embedded ClickHouse. chdb allows one data directory per process; a
     lock serialises queries because a session is shared by all threads."""
@@ -226,7 +293,7 @@ class ChdbDatabase(Database):
         self.url = f"chdb://{path}"
         self.path = path
         self.database = database
-        self._lock = threading.RLock()
+        self._lock = PriorityLock()
         try:
             self._session = chdb_session.Session(path)
         except Exception as e:  # chdb raises RuntimeError with the engine text
@@ -253,6 +320,9 @@ class ChdbDatabase(Database):
                     atexit.register(cls.shutdown_all)
                 cls._instances[(path, database)] = inst
             return inst
+
+    def priority(self):
+        return self._lock.priority()
 
     def _raw(self, sql: str, params: Mapping[str, Any], fmt: str = "JSONCompact"):
         p = {k: _param_text(v) for k, v in params.items()} if params else None

@@ -266,11 +266,15 @@ class FastpathDaemon:
                     f"measurements waiting")
         return None
 
+    def monitor_once(self) -> str | None:
+        """Update the gauges; returns the health problem, if any."""
+        self.metrics.gauge("queue_depth", self.queue_depth())
+        self.metrics.gauge("oldest_unscored_age", round(self.oldest_unscored_age(), 3))
+        return self.health_problem()
+
     def _monitor(self) -> None:
         while not self._stopping.wait(1.0):
-            self.metrics.gauge("queue_depth", self.queue_depth())
-            self.metrics.gauge("oldest_unscored_age", round(self.oldest_unscored_age(), 3))
-            problem = self.health_problem()
+            problem = self.monitor_once()
             if problem:
                 log.error("%s", problem)
 

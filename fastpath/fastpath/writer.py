@@ -110,6 +110,15 @@ class RowWriter:
         self._thread.start()
 
     def _run(self) -> None:
+        # Fresh measurements go before API queries and jobs on a shared
+        # embedded database (ack-to-visible under load, issue 16).
+        if self.db is not None:
+            with self.db.priority():
+                self._loop()
+        else:
+            self._loop()
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 while not self._stop:
