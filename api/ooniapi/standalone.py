@@ -125,7 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .app import create_app
 
     api_metrics = metrics_from_config(cfg, "ooni-api")
-    fp = FastpathDaemon(cfg, db, metrics_from_config(cfg, "fastpath"), in_process=True)
+    # One registry: the API's /metrics shows the fastpath's gauges too.
+    fp = FastpathDaemon(cfg, db, api_metrics.sibling("fastpath"), in_process=True)
     server = control = scheduler = runner = None
     try:
         # Workers (and the threads that respawn them) inherit a blocked

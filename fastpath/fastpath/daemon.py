@@ -70,7 +70,8 @@ class FastpathDaemon:
     Gauges (``fastpath.``, every second): ``queue_depth`` (measurements
     accepted, not yet written), ``oldest_unscored_age`` (seconds since the
     oldest of them was acknowledged; spool mtime for those the spool feeder
-    found).
+    found). Timer ``ack_to_written``: from acknowledgement (or admission)
+    to the row written and the spool entry marked.
 
     Config keys: FASTPATH_NUM_WORKERS, FASTPATH_QUEUE_SIZE (50 x workers),
     FASTPATH_BATCH_SIZE (measurements per worker task, 20),
@@ -225,6 +226,7 @@ class FastpathDaemon:
     # --- completion -------------------------------------------------------
 
     def _settle(self, uids: list[str], progress: bool = True) -> None:
+        now = time.time()
         with self._cond:
             for u in uids:
                 self._outstanding -= 1
@@ -233,7 +235,9 @@ class FastpathDaemon:
                     self._inflight[u] = n
                 else:
                     del self._inflight[u]
-                    self._since.pop(u, None)
+                    since = self._since.pop(u, None)
+                    if progress and since is not None:
+                        self.metrics.timing("ack_to_written", (now - since) * 1000)
             if progress and uids:
                 self._last_progress = time.monotonic()
             self._cond.notify_all()
