@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 from abc import ABC, abstractmethod
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import parse_qs, unquote, urlparse
@@ -131,6 +132,11 @@ class Database(ABC):
         server needs nothing)."""
         return contextlib.nullcontext()
 
+    def background(self):
+        """Context manager: this thread's statements (periodic jobs) wait
+        while any other statement is waiting."""
+        return contextlib.nullcontext()
+
     def ping(self) -> bool:
         try:
             return self.execute("SELECT 1")[0][0] == 1
@@ -220,9 +226,13 @@ def _converter(t: str):
 
 # --- embedded backend -------------------------------------------------------
 
+_PRIORITY, _NORMAL, _BACKGROUND = 0, 1, 2
+BACKGROUND_MAX_WAIT = 1.0  # seconds
+
 class PriorityLock:
     """A re-entrant lock whose priority threads (``with lock.priority()``) go
-    before every ordinary thread waiting for it.
+    before every ordinary thread waiting for it, and whose background
+    threads (``with lock.background()``) after them.
 
     All statements on the embedded database take one lock; with a plain lock
     the fastpath's writer queued behind API queries and scheduled jobs, and a
@@ -235,34 +245,52 @@ class PriorityLock:
         self._owner: int | None = None
         self._depth = 0
         self._prio_waiting = 0
+        self._normal_waiting = 0
         self._local = threading.local()
 
     @contextlib.contextmanager
-    def priority(self):
-        old = getattr(self._local, "prio", False)
-        self._local.prio = True
+    def _level(self, level: int):
+        old = getattr(self._local, "level", _NORMAL)
+        self._local.level = level
         try:
             yield
         finally:
-            self._local.prio = old
+            self._local.level = old
+
+    def priority(self):
+        return self._level(_PRIORITY)
+
+    def background(self):
+        return self._level(_BACKGROUND)
 
     def acquire(self) -> None:
         me = threading.get_ident()
-        prio = getattr(self._local, "prio", False)
+        level = getattr(self._local, "level", _NORMAL)
         with self._cond:
             if self._owner == me:
                 self._depth += 1
                 return
-            if prio:
+            if level == _PRIORITY:
                 self._prio_waiting += 1
                 try:
                     while self._owner is not None:
                         self._cond.wait()
                 finally:
                     self._prio_waiting -= 1
+            elif level == _NORMAL:
+                self._normal_waiting += 1
+                try:
+                    while self._owner is not None or self._prio_waiting:
+                        self._cond.wait()
+                finally:
+                    self._normal_waiting -= 1
             else:
-                while self._owner is not None or self._prio_waiting:
-                    self._cond.wait()
+                # Never starved by a steady stream of queries: after
+                # BACKGROUND_MAX_WAIT it competes as an ordinary thread.
+                until = time.monotonic() + BACKGROUND_MAX_WAIT
+                while self._owner is not None or self._prio_waiting or (
+                        self._normal_waiting and time.monotonic() < until):
+                    self._cond.wait(max(0.01, until - time.monotonic()))
             self._owner, self._depth = me, 1
 
     def release(self) -> None:
@@ -323,6 +351,9 @@ class ChdbDatabase(Database):
 
     def priority(self):
         return self._lock.priority()
+
+    def background(self):
+        return self._lock.background()
 
     def _raw(self, sql: str, params: Mapping[str, Any], fmt: str = "JSONCompact"):
         p = {k: _param_text(v) for k, v in params.items()} if params else None

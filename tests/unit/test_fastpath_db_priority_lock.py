@@ -61,3 +61,28 @@ def test_fastpath_priority_lock_is_reentrant_and_checks_its_owner():
         pass
     else:
         raise AssertionError("release without owning must fail")
+
+
+def test_fastpath_jobs_in_background_wait_for_api_queries():
+    lock = PriorityLock()
+    order: list[str] = []
+    lock.acquire()
+
+    def job() -> None:
+        with lock.background(), lock:
+            order.append("job")
+
+    def query() -> None:
+        with lock:
+            order.append("query")
+
+    j = threading.Thread(target=job)
+    j.start()
+    _wait_waiting(lock, 1)
+    q = threading.Thread(target=query)
+    q.start()
+    _wait_waiting(lock, 2)
+    lock.release()
+    j.join(5)
+    q.join(5)
+    assert order == ["query", "job"]
