@@ -232,7 +232,9 @@ class ProcessPool:
         self._workers: list[_Worker | None] = [None] * workers
         self._files: FingerprintFiles | None = None
         self._stopping = threading.Event()
-        self._stopped = threading.Event()
+        # slot -> not before this time: a worker that dies before it is
+        # ready (broken install, no memory) is not respawned in a busy loop.
+        self._spawn_after = [0.0] * workers
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -331,9 +333,6 @@ class ProcessPool:
             # with it (PDEATHSIG is per spawning thread) and their batches
             # are re-queued by the next manager.
             log.exception("scoring pool manager failed")
-        finally:
-            if self._stopping.is_set():
-                self._stopped.set()
 
     def _manage_loop(self) -> None:
         while True:
@@ -342,7 +341,8 @@ class ProcessPool:
                 if w is not None and not w.proc.is_alive() and not w.conn.poll():
                     self._lost(w, "dead")
                     w = self._workers[i] = None
-                if w is None and not self._stopping.is_set():
+                if (w is None and not self._stopping.is_set()
+                        and time.monotonic() >= self._spawn_after[i]):
                     self._workers[i] = self._spawn(i)
             if self._stopping.is_set():
                 self._end_workers()
@@ -431,6 +431,8 @@ class ProcessPool:
 
     def _lost(self, w: _Worker, how: str) -> None:
         """``w`` is dead; re-queue what it held."""
+        if not w.ready:
+            self._spawn_after[w.idx] = time.monotonic() + 1.0
         w.proc.join(1)
         try:
             w.conn.close()
