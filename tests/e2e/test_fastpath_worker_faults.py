@@ -276,3 +276,22 @@ def test_fastpath_standalone_start_names_the_holder_of_its_port(tmp_path, subpro
     assert out.returncode == 1
     err = out.stderr.decode().strip().splitlines()
     assert len(err) == 1 and f"held by pid {os.getpid()}" in err[0], err
+
+
+def test_fastpath_ooni_api_start_names_the_holder_of_its_port(tmp_path, subprocess_env):
+    api = BIN.parent / "ooni-api"
+    if not api.exists():
+        pytest.skip(f"{api} not installed (pip install -e .)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        conf = tmp_path / "api.toml"
+        conf.write_text(f'DATA_DIR = "{tmp_path / "data"}"\n'
+                        'CLICKHOUSE_URL = "clickhouse://127.0.0.1:9/default"\n'
+                        f"LISTEN_PORT = {port}\nAPI_WORKERS = 1\n")
+        out = subprocess.run([str(api)], env={**subprocess_env, "OONI_CONF": str(conf)},
+                             capture_output=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 1
+    err = [ln for ln in out.stderr.decode().strip().splitlines() if "ooni-api:" in ln]
+    assert len(err) == 1 and f"held by pid {os.getpid()}" in err[0], out.stderr.decode()
