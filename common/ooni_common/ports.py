@@ -9,7 +9,7 @@ import socket
 _LISTEN = "0A"
 
 
-def _listen_inodes(port: int) -> set[str]:
+def _inodes(port: int, listening: bool) -> set[str]:
     inodes = set()
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -17,7 +17,7 @@ def _listen_inodes(port: int) -> set[str]:
                 next(f, None)
                 for line in f:
                     parts = line.split()
-                    if len(parts) < 10 or parts[3] != _LISTEN:
+                    if len(parts) < 10 or (listening and parts[3] != _LISTEN):
                         continue
                     if int(parts[1].rsplit(":", 1)[1], 16) == port:
                         inodes.add(parts[9])
@@ -29,7 +29,8 @@ def _listen_inodes(port: int) -> set[str]:
 def port_holders(port: int) -> list[tuple[int, str]]:
     """(pid, command line) of every process with a socket listening on
     ``port``; processes of other users are invisible without privileges."""
-    inodes = _listen_inodes(port)
+    # A listener, else any socket bound to the port (an outgoing connection's).
+    inodes = (_inodes(port, True) or _inodes(port, False)) - {"0"}
     if not inodes:
         return []
     targets = {f"socket:[{i}]" for i in inodes}

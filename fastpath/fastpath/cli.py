@@ -131,11 +131,11 @@ def run_daemon(args, cfg: Config, log: logging.Logger) -> int:
     from ooni_common.ports import check_free
     host = cfg.get_str("FASTPATH_API_HOST", "127.0.0.1")
     port = cfg.get_int("FASTPATH_API_PORT", 8472)
-    # Before the database and the workers: name an orphan holding the port.
+    db, lock = open_db(cfg.clickhouse_url, "fastpath daemon", log)
+    # Before the workers start: name an orphan holding the port.
     busy = check_free(host, port)
     if busy:
         raise SystemExit(f"fastpath: {busy}")
-    db, lock = open_db(cfg.clickhouse_url, "fastpath daemon", log)
     metrics = from_config(cfg, "fastpath")
     daemon = FastpathDaemon(cfg, db, metrics, workers=args.workers)
     put = daemon.put
