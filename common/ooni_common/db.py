@@ -15,9 +15,11 @@ SQL text.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 from abc import ABC, abstractmethod
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import parse_qs, unquote, urlparse
@@ -124,6 +126,17 @@ class Database(ABC):
         cols = list(rows[0].keys())
         return self.insert(table, cols, [[r[c] for c in cols] for r in rows], settings)
 
+    def priority(self):
+        """Context manager: this thread's statements go before waiting
+        ordinary ones (the embedded database serialises all statements; a
+        server needs nothing)."""
+        return contextlib.nullcontext()
+
+    def background(self):
+        """Context manager: this thread's statements (periodic jobs) wait
+        while any other statement is waiting."""
+        return contextlib.nullcontext()
+
     def ping(self) -> bool:
         try:
             return self.execute("SELECT 1")[0][0] == 1
@@ -213,6 +226,88 @@ def _converter(t: str):
 
 # --- embedded backend -------------------------------------------------------
 
+_PRIORITY, _NORMAL, _BACKGROUND = 0, 1, 2
+BACKGROUND_MAX_WAIT = 1.0  # seconds
+
+class PriorityLock:
+    """A re-entrant lock whose priority threads (``with lock.priority()``) go
+    before every ordinary thread waiting for it, and whose background
+    threads (``with lock.background()``) after them.
+
+    All statements on the embedded database take one lock; with a plain lock
+    the fastpath's writer queued behind API queries and scheduled jobs, and a
+    measurement became visible 30 s after its acknowledgement under load
+    (issue 16). Each statement releases the lock, so a job yields to the
+    writer between its statements."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self._prio_waiting = 0
+        self._normal_waiting = 0
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def _level(self, level: int):
+        old = getattr(self._local, "level", _NORMAL)
+        self._local.level = level
+        try:
+            yield
+        finally:
+            self._local.level = old
+
+    def priority(self):
+        return self._level(_PRIORITY)
+
+    def background(self):
+        return self._level(_BACKGROUND)
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        level = getattr(self._local, "level", _NORMAL)
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            if level == _PRIORITY:
+                self._prio_waiting += 1
+                try:
+                    while self._owner is not None:
+                        self._cond.wait()
+                finally:
+                    self._prio_waiting -= 1
+            elif level == _NORMAL:
+                self._normal_waiting += 1
+                try:
+                    while self._owner is not None or self._prio_waiting:
+                        self._cond.wait()
+                finally:
+                    self._normal_waiting -= 1
+            else:
+                # Never starved by a steady stream of queries: after
+                # BACKGROUND_MAX_WAIT it competes as an ordinary thread.
+                until = time.monotonic() + BACKGROUND_MAX_WAIT
+                while self._owner is not None or self._prio_waiting or (
+                        self._normal_waiting and time.monotonic() < until):
+                    self._cond.wait(max(0.01, until - time.monotonic()))
+            self._owner, self._depth = me, 1
+
+    def release(self) -> None:
+        with self._cond:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("release of a lock not held by this thread")
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._cond.notify_all()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 class ChdbDatabase(Database):
     """Embedded ClickHouse. chdb allows one data directory per process; a
     lock serialises queries because a session is shared by all threads."""
@@ -233,7 +328,7 @@ class ChdbDatabase(Database):
         self.url = f"chdb://{path}"
         self.path = path
         self.database = database
-        self._lock = threading.RLock()
+        self._lock = PriorityLock()
         try:
             self._session = chdb_session.Session(path)
         except Exception as e:  # chdb raises RuntimeError with the engine text
@@ -260,6 +355,12 @@ class ChdbDatabase(Database):
                     atexit.register(cls.shutdown_all)
                 cls._instances[(path, database)] = inst
             return inst
+
+    def priority(self):
+        return self._lock.priority()
+
+    def background(self):
+        return self._lock.background()
 
     def _raw(self, sql: str, params: Mapping[str, Any], fmt: str = "JSONCompact"):
         p = {k: _param_text(v) for k, v in params.items()} if params else None

@@ -33,6 +33,16 @@ class Metrics:
         m.counters, m.gauges, m.timers = self.counters, self.gauges, self.timers
         return m
 
+    def sibling(self, prefix: str) -> "Metrics":
+        """Another prefix in the same in-memory registry, so that one
+        ``/metrics`` shows both (the standalone process: API and fastpath)."""
+        m = self.child("x")
+        m.prefix = prefix
+        if self._client:
+            m._client = statsd.StatsClient(self._client._addr[0], self._client._addr[1],
+                                           prefix=prefix)
+        return m
+
     def _key(self, name: str) -> str:
         return f"{self.prefix}.{name}"
 

@@ -128,17 +128,23 @@ def run_daemon(args, cfg: Config, log: logging.Logger) -> int:
     from .daemon import FastpathDaemon
     from .feeder_http import FeederServer, make_app
 
+    from ooni_common.ports import check_free
+    host = cfg.get_str("FASTPATH_API_HOST", "127.0.0.1")
+    port = cfg.get_int("FASTPATH_API_PORT", 8472)
     db, lock = open_db(cfg.clickhouse_url, "fastpath daemon", log)
+    # Before the workers start: name an orphan holding the port.
+    busy = check_free(host, port)
+    if busy:
+        raise SystemExit(f"fastpath: {busy}")
     metrics = from_config(cfg, "fastpath")
     daemon = FastpathDaemon(cfg, db, metrics, workers=args.workers)
     put = daemon.put
     if args.write_to_disk:
         put = spooling_put(daemon.put, daemon.spool, metrics, log)
-    host = cfg.get_str("FASTPATH_API_HOST", "127.0.0.1")
-    port = cfg.get_int("FASTPATH_API_PORT", 8472)
     try:
         server = FeederServer(make_app(put, metrics,
-                                       cfg.get_float("FASTPATH_QUEUE_PUT_TIMEOUT", -1)),
+                                       cfg.get_float("FASTPATH_QUEUE_PUT_TIMEOUT", -1),
+                                       health=daemon.health_problem),
                               host, port)
     except OSError as e:
         raise SystemExit(f"fastpath: cannot listen on {host}:{port}: {e}") from None

@@ -7,6 +7,7 @@ count discards and errors by ``reason``.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -43,6 +44,9 @@ class Outcome:
     scores: dict | None = None
     reason: str | None = None         # why discarded / failed (also set on a
                                       # scored measurement whose openvpn row failed)
+    # Row fields whose unpaired UTF-16 surrogates were replaced (see
+    # valid_unicode_row); the raw body keeps them as sent.
+    replaced_text: int = 0
 
 
 class RowError(ValueError):
@@ -441,11 +445,45 @@ def _process(raw, doc, uid, fps, want_row) -> Outcome:
         log.info("cannot build the row of %s: %s", uid, e)
         raise _Reject(ERROR, "row_error")
 
-    out = Outcome(uid=uid, status=SCORED, row=row, scores=scores)
+    row, fixed = valid_unicode_row(row)
+    out = Outcome(uid=uid, status=SCORED, row=row, scores=scores, replaced_text=fixed)
     if msm.get("test_name") == "openvpn":
         try:
-            out.openvpn_row = build_openvpn_row(msm, uid, row)
+            ovpn, fixed = valid_unicode_row(build_openvpn_row(msm, uid, row))
+            out.openvpn_row = ovpn
+            out.replaced_text += fixed
         except (RowError, TypeError, ValueError) as e:
             log.info("cannot build the obs_openvpn row of %s: %s", uid, e)
             out.reason = "openvpn_row_error"
     return out
+
+
+# JSON allows "\ud800" alone; Python decodes it to a lone surrogate, which
+# no UTF-8 encoder (ours, the database's) accepts. Paired surrogates are
+# already one code point after decoding, so any left is unpaired.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_text(v):
+    if isinstance(v, str):
+        if v.isascii() or not _SURROGATE.search(v):
+            return v
+        return _SURROGATE.sub("\ufffd", v)
+    if isinstance(v, (list, tuple)):
+        return type(v)(_valid_text(x) for x in v)
+    return v
+
+
+def valid_unicode_row(row):
+    """``row`` (a frozen row dataclass) with every unpaired surrogate in its
+    text replaced by U+FFFD, and how many fields changed. Without this such a
+    row can never be inserted: it would be retried at every start, for ever."""
+    changed = {}
+    for f in dataclasses.fields(row):
+        v = getattr(row, f.name)
+        nv = _valid_text(v)
+        if nv is not v and nv != v:
+            changed[f.name] = nv
+    if not changed:
+        return row, 0
+    return dataclasses.replace(row, **changed), len(changed)

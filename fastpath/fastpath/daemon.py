@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 from ooni_common.config import Config
@@ -52,20 +52,36 @@ class FastpathDaemon:
         loads fingerprints, starts workers, writer, fingerprint poller and
         the spool feeder (which first scores every unhandled spool entry).
     ``submit(uid, body) -> bool``
-        non-blocking enqueue, usable as the API's fastpath notifier; False
-        when the queue is full (the spool feeder picks it up later).
+        non-blocking enqueue, usable as the API's fastpath notifier. When
+        the queue is full the measurement waits in a bounded backlog, moved
+        into the queue as room frees; False only when the backlog is full
+        too (the spool feeder then picks it up within seconds).
     ``put(uid, body, timeout=None) -> bool``
         blocking enqueue (None: until there is room or the daemon stops).
     ``wait_idle(timeout) -> bool``
         True once everything submitted so far is written and marked.
     ``stop(timeout=10)``
         stops intake, drains the queue, flushes, stops the workers.
+    ``health_problem() -> str | None``
+        why scoring counts as stuck (work waiting, nothing written for
+        ``FASTPATH_STUCK_AFTER`` seconds), None when healthy: the fastpath's
+        ``GET /health`` and the standalone API's ``/health`` answer 503 then.
+
+    Gauges (``fastpath.``, every second): ``queue_depth`` (measurements
+    accepted, not yet written), ``oldest_unscored_age`` (seconds since the
+    oldest of them was acknowledged; spool mtime for those the spool feeder
+    found). Timer ``ack_to_written``: from acknowledgement (or admission)
+    to the row written and the spool entry marked.
 
     Config keys: FASTPATH_NUM_WORKERS, FASTPATH_QUEUE_SIZE (50 x workers),
     FASTPATH_BATCH_SIZE (measurements per worker task, 20),
     FASTPATH_WRITE_BATCH_ROWS (1000), FASTPATH_FLUSH_INTERVAL (0.2 s),
-    FASTPATH_FINGERPRINTS_POLL (60 s), FASTPATH_SPOOL_SCAN_INTERVAL (10 s),
-    FASTPATH_SPOOL_MIN_AGE (30 s), FASTPATH_MAX_ATTEMPTS (3), MSMT_SPOOL_DIR.
+    FASTPATH_FINGERPRINTS_POLL (60 s), FASTPATH_SPOOL_SCAN_INTERVAL (5 s),
+    FASTPATH_SPOOL_MIN_AGE (10 s), FASTPATH_MAX_ATTEMPTS (3), MSMT_SPOOL_DIR,
+    FASTPATH_BACKLOG_SIZE (20 x queue size), FASTPATH_BACKLOG_MAX_BYTES
+    (256 MiB), FASTPATH_STUCK_AFTER (120 s), FASTPATH_TASK_TIMEOUT (300 s, a
+    worker holding one batch longer is killed), FASTPATH_WEDGE_TIMEOUT (30 s,
+    the pool's watchdog).
     """
 
     def __init__(self, cfg: Config, db: Database, metrics: Metrics, *,
@@ -89,16 +105,28 @@ class FastpathDaemon:
             flush_interval=cfg.get_float("FASTPATH_FLUSH_INTERVAL", 0.2),
             on_flushed=self._flushed)
         self.pool = make_pool(self.workers, self.writer.add,
-                              max_pending=2 * max(1, self.workers), metrics=metrics)
+                              max_pending=2 * max(1, self.workers), metrics=metrics,
+                              task_timeout=cfg.get_float("FASTPATH_TASK_TIMEOUT", 300.0),
+                              wedge_timeout=cfg.get_float("FASTPATH_WEDGE_TIMEOUT", 30.0))
         self._fps_dir = Path(tempfile.mkdtemp(prefix="fastpath-fingerprints-"))
         self.fingerprints = FingerprintPublisher(db, self._fps_dir)
         self.spool_feeder = SpoolFeeder(
             self.spool, self.put, self._skip_spool_entry, metrics,
-            interval=cfg.get_float("FASTPATH_SPOOL_SCAN_INTERVAL", 10.0),
-            min_age=cfg.get_float("FASTPATH_SPOOL_MIN_AGE", 30.0))
+            interval=cfg.get_float("FASTPATH_SPOOL_SCAN_INTERVAL", 5.0),
+            min_age=cfg.get_float("FASTPATH_SPOOL_MIN_AGE", 10.0))
+        self.backlog_size = cfg.get_int("FASTPATH_BACKLOG_SIZE", 20 * self.queue.maxsize)
+        self.backlog_max_bytes = cfg.get_int("FASTPATH_BACKLOG_MAX_BYTES", 256 * 1024 * 1024)
+        self.stuck_after = cfg.get_float("FASTPATH_STUCK_AFTER", 120.0)
+        self._backlog: deque[tuple[str, bytes]] = deque()
+        self._backlog_bytes = 0
+        self._backlog_cond = threading.Condition()
         self._cond = threading.Condition()
         self._outstanding = 0
         self._inflight: Counter[str] = Counter()
+        # uid -> when it was acknowledged (wall clock), for the age gauge
+        self._since: dict[str, float] = {}
+        self._busy_since = time.monotonic()
+        self._last_progress = time.monotonic()
         self._failures: Counter[str] = Counter()
         self._accepting = False
         self._stopping = threading.Event()
@@ -106,30 +134,77 @@ class FastpathDaemon:
 
     # --- intake -----------------------------------------------------------
 
-    def _admit(self, uid: str) -> None:
+    def _admit(self, uid: str, since: float | None = None) -> None:
         with self._cond:
+            if self._outstanding == 0:
+                self._busy_since = time.monotonic()
             self._outstanding += 1
             self._inflight[uid] += 1
+            self._since.setdefault(uid, time.time() if since is None else since)
 
     def _unadmit(self, uid: str) -> None:
-        self._settle([uid])
+        self._settle([uid], progress=False)
 
     def submit(self, uid: str, body: bytes) -> bool:
         if not self._accepting:
             return False
         self._admit(uid)
-        try:
-            self.queue.put_nowait((uid, body))
-        except queue.Full:
-            self._unadmit(uid)
-            self.metrics.incr("queue_full")
-            return False
+        with self._backlog_cond:
+            # Behind a backlog the queue must not be jumped (the feeder
+            # thread keeps the order), so only an empty backlog tries it.
+            if not self._backlog:
+                try:
+                    self.queue.put_nowait((uid, body))
+                    return True
+                except queue.Full:
+                    pass
+            if (len(self._backlog) < self.backlog_size
+                    and self._backlog_bytes + len(body) <= self.backlog_max_bytes):
+                self._backlog.append((uid, body))
+                self._backlog_bytes += len(body)
+                self._backlog_cond.notify()
+                self.metrics.incr("backlogged")
+                return True
+        self._unadmit(uid)
+        self.metrics.incr("queue_full")
+        return False
+
+    def _feed_backlog(self) -> None:
+        """Moves backlogged measurements into the queue as room frees."""
+        while True:
+            with self._backlog_cond:
+                while not self._backlog and not self._stopping.is_set():
+                    self._backlog_cond.wait(0.5)
+                if not self._backlog:
+                    return
+                uid, body = self._backlog[0]
+            while True:
+                try:
+                    self.queue.put((uid, body), timeout=0.5)
+                    break
+                except queue.Full:
+                    if self._stopping.is_set() and not self._accepting and self._drop_backlog():
+                        return
+            with self._backlog_cond:
+                self._backlog.popleft()
+                self._backlog_bytes -= len(body)
+
+    def _drop_backlog(self) -> bool:
+        """At stop, when the queue stays full: what is left stays in the spool."""
+        with self._backlog_cond:
+            left = [u for u, _ in self._backlog]
+            self._backlog.clear()
+            self._backlog_bytes = 0
+        if left:
+            log.warning("stopping: %d backlogged measurements left to the spool", len(left))
+            self._settle(left, progress=False)
         return True
 
-    def put(self, uid: str, body: bytes, timeout: float | None = None) -> bool:
+    def put(self, uid: str, body: bytes, timeout: float | None = None,
+            since: float | None = None) -> bool:
         if not self._accepting:
             return False
-        self._admit(uid)
+        self._admit(uid, since)
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
         while self._accepting:
             wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
@@ -150,7 +225,8 @@ class FastpathDaemon:
 
     # --- completion -------------------------------------------------------
 
-    def _settle(self, uids: list[str]) -> None:
+    def _settle(self, uids: list[str], progress: bool = True) -> None:
+        now = time.time()
         with self._cond:
             for u in uids:
                 self._outstanding -= 1
@@ -159,7 +235,52 @@ class FastpathDaemon:
                     self._inflight[u] = n
                 else:
                     del self._inflight[u]
+                    since = self._since.pop(u, None)
+                    if progress and since is not None:
+                        self.metrics.timing("ack_to_written", (now - since) * 1000)
+            if progress and uids:
+                self._last_progress = time.monotonic()
             self._cond.notify_all()
+
+    # --- monitoring -------------------------------------------------------
+
+    def queue_depth(self) -> int:
+        """Measurements accepted and not yet written (or given up on)."""
+        with self._cond:
+            return self._outstanding
+
+    def oldest_unscored_age(self) -> float:
+        with self._cond:
+            oldest = min(self._since.values(), default=None)
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest)
+
+    def stuck_for(self) -> float:
+        """Seconds with work waiting and nothing written; 0 when idle."""
+        with self._cond:
+            if self._outstanding <= 0:
+                return 0.0
+            return time.monotonic() - max(self._last_progress, self._busy_since)
+
+    def health_problem(self) -> str | None:
+        if not self._threads and not self._accepting:
+            return None  # not started, or stopped on purpose
+        stuck = self.stuck_for()
+        if stuck > self.stuck_after:
+            return (f"fastpath scoring stuck for {stuck:.0f} s with {self.queue_depth()} "
+                    f"measurements waiting")
+        return None
+
+    def monitor_once(self) -> str | None:
+        """Update the gauges; returns the health problem, if any."""
+        self.metrics.gauge("queue_depth", self.queue_depth())
+        self.metrics.gauge("oldest_unscored_age", round(self.oldest_unscored_age(), 3))
+        return self.health_problem()
+
+    def _monitor(self) -> None:
+        while not self._stopping.wait(1.0):
+            problem = self.monitor_once()
+            if problem:
+                log.error("%s", problem)
 
     def _flushed(self, handled: list[str], failed: list[str]) -> None:
         if handled:
@@ -227,6 +348,8 @@ class FastpathDaemon:
         self.pool.start()
         self._accepting = True
         for target, name in ((self._dispatch, "fastpath-dispatcher"),
+                             (self._feed_backlog, "fastpath-backlog"),
+                             (self._monitor, "fastpath-monitor"),
                              (self._poll_fingerprints, "fastpath-fingerprints")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -240,6 +363,12 @@ class FastpathDaemon:
         self._accepting = False
         self._stopping.set()
         self.spool_feeder.stop(timeout=max(0.1, deadline - time.monotonic()))
+        # The backlog goes into the queue first, then the end marker behind it.
+        with self._backlog_cond:
+            self._backlog_cond.notify_all()
+        for t in self._threads:
+            if t.name == "fastpath-backlog":
+                t.join(max(0.1, deadline - time.monotonic()))
         # The end marker goes behind everything already queued.
         while True:
             try:

@@ -4,7 +4,9 @@
 and answers 200 with an empty body (parsing happens later, so a malformed
 body still gets 200). A path not starting with ``/2`` answers 500 as the
 legacy server did, but with a JSON error instead of a crash. Any other method
-answers 200 empty (liveness probe), except ``GET /metrics``: Prometheus text.
+answers 200 empty (liveness probe), except ``GET /metrics``: Prometheus text,
+and ``GET /health``: ``UP``, or 503 with a JSON error when scoring is stuck
+(work waiting, nothing written for ``FASTPATH_STUCK_AFTER`` seconds).
 
 Backpressure: a POST waits for room in the queue for at most
 ``FASTPATH_QUEUE_PUT_TIMEOUT`` seconds (negative: without limit, the legacy
@@ -41,8 +43,10 @@ def _error(start_response, status: str, msg: str):
                    "application/json")
 
 
-def make_app(put: Put, metrics: Metrics, put_timeout: float | None = None):
-    """WSGI app; ``put(uid, body, timeout)`` queues a measurement."""
+def make_app(put: Put, metrics: Metrics, put_timeout: float | None = None,
+             health: Callable[[], "str | None"] | None = None):
+    """WSGI app; ``put(uid, body, timeout)`` queues a measurement;
+    ``health()`` says why scoring is stuck, None when it is not."""
     timeout = None if put_timeout is None or put_timeout < 0 else put_timeout
 
     def app(environ, start_response):
@@ -52,6 +56,11 @@ def make_app(put: Put, metrics: Metrics, put_timeout: float | None = None):
             if method == "GET" and path == "/metrics":
                 return _answer(start_response, "200 OK", metrics.prometheus_text().encode(),
                                "text/plain; version=0.0.4; charset=utf-8")
+            if method == "GET" and path == "/health" and health is not None:
+                problem = health()
+                if problem:
+                    return _error(start_response, "503 Service Unavailable", problem)
+                return _answer(start_response, "200 OK", b"UP")
             return _answer(start_response, "200 OK")
         if not path.startswith("/2"):
             metrics.incr("feeder_bad_path")

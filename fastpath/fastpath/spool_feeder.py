@@ -22,11 +22,12 @@ log = logging.getLogger("fastpath")
 
 
 class SpoolFeeder:
-    def __init__(self, spool: Spool, feed: Callable[[str, bytes], bool],
+    def __init__(self, spool: Spool, feed: Callable[..., bool],
                  skip: Callable[[str], bool], metrics: Metrics, *,
                  interval: float = 10.0, min_age: float = 30.0):
-        """``feed(uid, body)`` blocks until queued and returns False when the
-        daemon is stopping; ``skip(uid)`` is True for uids already queued or
+        """``feed(uid, body, since=ack_time)`` blocks until queued and returns
+        False when the daemon is stopping (``since``: the entry's mtime, when
+        it was acknowledged); ``skip(uid)`` is True for uids already queued or
         given up on."""
         self.spool = spool
         self.feed = feed
@@ -51,12 +52,13 @@ class SpoolFeeder:
                 if uid in handled or self.skip(uid):
                     continue
                 try:
-                    if min_age and os.stat(entry.path).st_mtime > newest:
+                    mtime = os.stat(entry.path).st_mtime
+                    if min_age and mtime > newest:
                         continue
                     body = entry.path.read_bytes()
                 except OSError:
                     continue  # archived by the uploader meanwhile
-                if not self.feed(uid, body):
+                if not self.feed(uid, body, since=mtime):
                     return fed
                 fed += 1
         if fed:

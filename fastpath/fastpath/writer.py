@@ -77,8 +77,12 @@ class RowWriter:
 
     def _account(self, results: list[Scored]) -> None:
         m = self.metrics
-        n_ok = n_disc = 0
+        n_ok = n_disc = n_text = 0
         for r in results:
+            if r.replaced_text:
+                n_text += 1
+                log.warning("measurement %s: unpaired UTF-16 surrogates replaced in %d row "
+                            "fields (the raw body keeps them)", r.uid, r.replaced_text)
             if r.status == "scored":
                 n_ok += 1
             elif r.status == "discarded":
@@ -92,6 +96,8 @@ class RowWriter:
                 self.on_row(r)
         if n_disc:
             m.incr("discarded_measurement", n_disc)
+        if n_text:
+            m.incr("invalid_unicode_replaced", n_text)
         m.incr("processed", len(results))
         self.counts["scored"] += n_ok
         self.counts["discarded"] += n_disc
@@ -104,6 +110,15 @@ class RowWriter:
         self._thread.start()
 
     def _run(self) -> None:
+        # Fresh measurements go before API queries and jobs on a shared
+        # embedded database (ack-to-visible under load, issue 16).
+        if self.db is not None:
+            with self.db.priority():
+                self._loop()
+        else:
+            self._loop()
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 while not self._stop:

@@ -67,15 +67,21 @@ def index() -> Response:
 
 @bp.route("/health")
 def health() -> Response:
-    """Health check: ``UP`` when the database answers.
+    """Health check: ``UP`` when the database answers (and, in the
+    standalone process, the fastpath is not stuck).
     ---
     tags: [pages]
     responses:
       200: {description: "the service and its database are up"}
-      503: {description: "the database does not answer"}
+      503: {description: "the database does not answer, or fastpath scoring is stuck"}
     """
     if not services().db.ping():
         return Response("DOWN: database unreachable\n", status=503, mimetype="text/plain")
+    # Set by the process that runs the fastpath in-process (standalone).
+    fastpath_problem = services().extras.get("fastpath_health")
+    problem = fastpath_problem() if fastpath_problem is not None else None
+    if problem:
+        return Response(f"DOWN: {problem}\n", status=503, mimetype="text/plain")
     return Response("UP", mimetype="text/plain")
 
 

@@ -5,6 +5,7 @@ job asked for by ``ooni-backend job NAME`` queues behind a scheduled run
 instead of racing it on the embedded database."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -55,7 +56,11 @@ class JobRunner:
             log.info("job %s starting", name)
             t0 = time.monotonic()
             try:
-                job.run(self.cfg, self.db)
+                # API queries and the fastpath writer go first on a shared
+                # embedded database; a job waits between its statements.
+                bg = getattr(self.db, "background", contextlib.nullcontext)
+                with bg():
+                    job.run(self.cfg, self.db)
             except Exception as e:
                 dt = time.monotonic() - t0
                 log.error("job %s failed after %.2f s: %s\n%s", name, dt, e,

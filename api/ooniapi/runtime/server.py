@@ -5,7 +5,10 @@ Configuration: the file named by ``--config`` or ``$OONI_CONF``, with
 ``OONI_*`` environment overrides. Server keys (all optional):
 ``LISTEN_HOST`` (127.0.0.1), ``LISTEN_PORT`` (8000), ``API_WORKERS``
 (2 x cores + 1), ``API_WORKER_CLASS`` (gthread), ``API_THREADS`` (4 per
-worker), ``API_TIMEOUT`` (60 s), ``API_KEEPALIVE`` (5 s).
+worker), ``API_TIMEOUT`` (60 s), ``API_KEEPALIVE`` (5 s),
+``API_GRACEFUL_TIMEOUT`` (20 s: how long a worker finishes its requests at
+stop, or after its master died, before it exits; below the systemd unit's
+``TimeoutStopSec`` so that no worker outlives the unit's stop).
 
 The API needs a ClickHouse server: an embedded (chdb) database belongs to one
 process, which is what ``ooni-backend run`` is for."""
@@ -19,6 +22,7 @@ from gunicorn.app.base import BaseApplication
 
 from ooni_common.config import Config, ConfigError
 from ooni_common.logs import setup_logging
+from ooni_common.ports import check_free
 
 from ooniapi.runtime.gunicorn_worker import BoundedThreadWorker
 
@@ -51,6 +55,7 @@ def gunicorn_options(cfg: Config, bind: str | None = None, workers: int | None =
         "threads": cfg.get_int("API_THREADS", 4),
         "timeout": cfg.get_int("API_TIMEOUT", 60),
         "keepalive": cfg.get_int("API_KEEPALIVE", 5),
+        "graceful_timeout": cfg.get_int("API_GRACEFUL_TIMEOUT", 20),
         # Measurements are several MB: let the app, not gunicorn, cap bodies.
         "limit_request_line": 8190,
         # Workers import the app once in the master and fork, so a broken
@@ -81,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"ooni-api: {e}", file=sys.stderr)
         return 1
+    # gunicorn retries a busy port and then fails without saying who has it
+    # (often orphaned workers of a master killed with -9).
+    host, _, port = opts["bind"].rpartition(":")
+    if port.isdigit():
+        busy = check_free(host.strip("[]") or "0.0.0.0", int(port))
+        if busy:
+            print(f"ooni-api: {busy}", file=sys.stderr)
+            return 1
     ApiServer(cfg, opts).run()
     return 0
 

@@ -14,6 +14,7 @@ itself when none is running.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
@@ -25,6 +26,7 @@ from ooni_common.db import DatabaseError, connect
 from ooni_common.lock import LockHeld, lock_for_url
 from ooni_common.logs import setup_logging
 from ooni_common.metrics import from_config as metrics_from_config
+from ooni_common.ports import check_free, describe_holder
 from ooni_common.schema import ensure_all
 
 from ooniapi.runtime.busy import send_busy
@@ -123,7 +125,8 @@ def make_server(host: str, port: int, app, *, threads: int = 64, read_timeout: f
     try:
         return BoundedServer(host, port, app, QuietHandler)
     except OSError as e:
-        raise Fatal(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        held = describe_holder(port) if e.errno == errno.EADDRINUSE else e.strerror or e
+        raise Fatal(f"cannot listen on {host}:{port}: {held}") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -132,6 +135,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else cfg.get_int("LISTEN_PORT", DEFAULT_PORT)
     # The API's links default to this address when BASE_URL is unset.
     cfg = cfg.with_overrides(LISTEN_HOST=host, LISTEN_PORT=port)
+    # Before the database and the workers: a port kept by an orphan of a
+    # previous run is named at once.
+    busy = check_free(host, port)
+    if busy:
+        raise Fatal(busy)
     db, lock = open_database(cfg, "ooni-backend run")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -142,7 +150,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ooniapi.core.app import create_app
 
     api_metrics = metrics_from_config(cfg, "ooni-api")
-    fp = FastpathDaemon(cfg, db, metrics_from_config(cfg, "fastpath"), in_process=True)
+    # One registry: the API's /metrics shows the fastpath's gauges too.
+    fp = FastpathDaemon(cfg, db, api_metrics.sibling("fastpath"), in_process=True)
     server = control = scheduler = runner = None
     try:
         # Workers (and the threads that respawn them) inherit a blocked
@@ -153,6 +162,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         app = create_app(cfg, db=db, notify_fastpath=fp.submit, metrics=api_metrics)
+        # /health answers 503 while scoring is stuck (pages/routes.py).
+        app.extensions["ooni"].extras["fastpath_health"] = fp.health_problem
         server = make_server(host, port, app, threads=cfg.get_int("STANDALONE_HTTP_THREADS", 64),
                              read_timeout=cfg.get_float("API_READ_TIMEOUT", 30.0))
         runner = JobRunner(cfg, db, all_jobs(), metrics_from_config(cfg, "ooni-backend"))
