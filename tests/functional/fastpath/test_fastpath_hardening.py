@@ -32,13 +32,17 @@ def _posts(shared_data, n: int) -> list[tuple[str, bytes]]:
 
 def test_fastpath_notifications_beyond_the_queue_size_are_all_scored_promptly(
         daemon_factory, db, shared_data, fp_cfg, metrics):
-    d = daemon_factory(workers=0, cfg=_no_rescan(fp_cfg, FASTPATH_QUEUE_SIZE="4"))
+    d = daemon_factory(workers=0, cfg=_no_rescan(fp_cfg, FASTPATH_QUEUE_SIZE="4",
+                                                 FASTPATH_BACKLOG_SIZE="400"))
     spool = Spool(fp_cfg.spool_dir)
     posts = _posts(shared_data, 300)
     accepted = []
-    for uid, body in posts:
-        spool.write(uid, body)
-        accepted.append(d.submit(uid, body))
+    # Nothing is written while they arrive, so the queue surely overflows
+    # (a fast consumer would otherwise keep it from filling).
+    with d.writer._cond:
+        for uid, body in posts:
+            spool.write(uid, body)
+            accepted.append(d.submit(uid, body))
     assert all(accepted)
     assert metrics.counters.get("fastpath.backlogged", 0) > 0  # the queue was full
     assert d.wait_idle(60)
