@@ -90,6 +90,7 @@ def open_db(url: str, purpose: str, log: logging.Logger):
     from ooni_common.db import DatabaseError, connect
     from ooni_common.lock import LockHeld, lock_for_url
     from ooni_common.schema import ensure_all
+    from ooni_common.server_version import check_server, one_line
     lock = lock_for_url(url, purpose)
     if lock is not None:
         try:
@@ -99,10 +100,38 @@ def open_db(url: str, purpose: str, log: logging.Logger):
                              f"ClickHouse server") from None
     try:
         db = connect(url)
+        check_server(db)
         ensure_all(db)
     except DatabaseError as e:
-        raise SystemExit(f"fastpath: cannot open the database {url}: {e}") from None
+        if lock is not None:
+            lock.release()
+        raise SystemExit(f"fastpath: {one_line(e)}") from None
     return db, lock
+
+
+def wait_for_database(url: str, log: logging.Logger, stop: threading.Event,
+                      first: float = 1.0, longest: float = 60.0) -> bool:
+    """The daemon's start: wait, with backoff, until the server answers with
+    a recent enough version, instead of exiting (systemd's Restart=always
+    would crash-loop). One ERROR line per attempt. False when stopped."""
+    from ooni_common.db import DatabaseError, connect
+    from ooni_common.server_version import check_server, one_line
+    if not url.startswith("clickhouse:"):
+        return True  # embedded: open_db checks it once
+    delay = first
+    while not stop.is_set():
+        db = connect(url)
+        try:
+            v = check_server(db)
+            log.info("ClickHouse %s", v.text)
+            return True
+        except DatabaseError as e:
+            log.error("%s; retrying in %.0f s", one_line(e), delay)
+        finally:
+            db.close()
+        stop.wait(delay)
+        delay = min(delay * 2, longest)
+    return False
 
 
 def spooling_put(put, spool, metrics, log: logging.Logger):
@@ -128,6 +157,12 @@ def run_daemon(args, cfg: Config, log: logging.Logger) -> int:
     from .daemon import FastpathDaemon
     from .feeder_http import FeederServer, make_app
 
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    if not wait_for_database(cfg.clickhouse_url, log, done,
+                             longest=cfg.get_float("FASTPATH_DB_RETRY_MAX", 60)):
+        return 0
     db, lock = open_db(cfg.clickhouse_url, "fastpath daemon", log)
     metrics = from_config(cfg, "fastpath")
     daemon = FastpathDaemon(cfg, db, metrics, workers=args.workers)
@@ -142,9 +177,6 @@ def run_daemon(args, cfg: Config, log: logging.Logger) -> int:
                               host, port)
     except OSError as e:
         raise SystemExit(f"fastpath: cannot listen on {host}:{port}: {e}") from None
-    done = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
     daemon.start()
     server.start()
     print(f"fastpath: listening on http://{server.host}:{server.port}", flush=True)

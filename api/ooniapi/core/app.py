@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from ooni_common.config import Config
 from ooni_common.db import Database, DatabaseError, QueryTimeout
+from ooni_common.server_version import one_line
 from ooni_common.metrics import Metrics
 from ooni_common.metrics import from_config as metrics_from_config
 from ooni_common.spool import Spool
@@ -125,12 +126,15 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(QueryTimeout)
     def _db_timeout(e: QueryTimeout):
-        log.warning("database timeout on %s: %s", request.path, e)
+        log.warning("database timeout on %s: %s", request.path, one_line(e))
         return json_response({"error": "Database query timeout"}, 504, nocache=True)
 
     @app.errorhandler(DatabaseError)
     def _db_error(e: DatabaseError):
-        log.error("database error on %s: %s", request.path, e)
+        # The driver's text carries the server's stack trace: one line for
+        # the operator, the whole of it at DEBUG.
+        log.error("database error on %s: %s", request.path, one_line(e))
+        log.debug("database error on %s", request.path, exc_info=e)
         return json_response({"error": "Database query error"}, 500, nocache=True)
 
     @app.errorhandler(HTTPException)

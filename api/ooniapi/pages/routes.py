@@ -7,6 +7,9 @@ import re
 
 from flask import Blueprint, Response, redirect, request
 
+from ooni_common.db import DatabaseError
+from ooni_common.server_version import check_server, one_line
+
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, NotFound
 from ooniapi.core.http import json_response, set_cached
@@ -67,15 +70,19 @@ def index() -> Response:
 
 @bp.route("/health")
 def health() -> Response:
-    """Health check: ``UP`` when the database answers.
+    """Health check: ``UP`` when the database answers and is recent enough.
     ---
     tags: [pages]
+    produces: [text/plain]
     responses:
       200: {description: "the service and its database are up"}
-      503: {description: "the database does not answer"}
+      503: {description: "DOWN and the reason: the database does not answer, or its version is older than the minimum"}
     """
-    if not services().db.ping():
-        return Response("DOWN: database unreachable\n", status=503, mimetype="text/plain")
+    try:
+        check_server(services().db)
+    except DatabaseError as e:
+        return Response(f"DOWN: {one_line(e)}\n", status=503, mimetype="text/plain",
+                        headers={"Cache-Control": "no-cache, max-age=0"})
     return Response("UP", mimetype="text/plain")
 
 

@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 from ooni_common.config import Config
 from ooni_common.db import Database
 from ooni_common.metrics import Metrics
+from ooni_common.server_version import one_line
 
 log = logging.getLogger("ooni-backend")
 
@@ -58,8 +59,10 @@ class JobRunner:
                 job.run(self.cfg, self.db)
             except Exception as e:
                 dt = time.monotonic() - t0
-                log.error("job %s failed after %.2f s: %s\n%s", name, dt, e,
-                          traceback.format_exc().rstrip())
+                # One ERROR line per failed run (an offline machine fails
+                # every run); the traceback only at DEBUG.
+                log.error("job %s failed after %.2f s: %s", name, dt, one_line(e))
+                log.debug("job %s traceback:\n%s", name, traceback.format_exc().rstrip())
                 self.metrics.incr(f"job_{name}_failed")
                 return JobResult(name, False, dt, str(e) or type(e).__name__)
             dt = time.monotonic() - t0

@@ -12,12 +12,16 @@ process, which is what ``ooni-backend run`` is for."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
 from gunicorn.app.base import BaseApplication
 
 from ooni_common.config import Config, ConfigError
+from ooni_common.db import DatabaseError, connect
+from ooni_common.server_version import (MIN_CLICKHOUSE_TEXT, DatabaseVersionError,
+                                        check_server, one_line)
 from ooni_common.logs import setup_logging
 
 from ooniapi.runtime.gunicorn_worker import BoundedThreadWorker
@@ -63,6 +67,30 @@ def gunicorn_options(cfg: Config, bind: str | None = None, workers: int | None =
     }
 
 
+def check_database(cfg: Config) -> bool:
+    """False (after one ERROR line) when the server is too old. An
+    unreachable server is one WARNING line and no refusal: submissions are
+    spooled without a database, and /health answers 503 with the reason."""
+    log = logging.getLogger("ooni-api")
+    try:
+        db = connect(cfg.clickhouse_url)
+    except DatabaseError as e:
+        log.error("%s", one_line(e))
+        return False
+    try:
+        v = check_server(db)
+    except DatabaseVersionError as e:
+        log.error("%s", one_line(e))
+        return False
+    except DatabaseError as e:
+        log.warning("%s; starting anyway, /health answers 503 until it does", one_line(e))
+        return True
+    finally:
+        db.close()  # never share a driver connection with the forked workers
+    log.info("ClickHouse %s (minimum %s)", v.text, MIN_CLICKHOUSE_TEXT)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ooni-api", description="OONI API server (gunicorn)")
     p.add_argument("--config", help="TOML configuration file (default $OONI_CONF)")
@@ -80,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         opts = gunicorn_options(cfg, args.bind, args.workers)
     except ConfigError as e:
         print(f"ooni-api: {e}", file=sys.stderr)
+        return 1
+    if not check_database(cfg):
         return 1
     ApiServer(cfg, opts).run()
     return 0

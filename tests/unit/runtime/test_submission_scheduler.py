@@ -182,3 +182,19 @@ def test_cli_unknown_job_is_one_line(capsys, tmp_path):
     assert standalone.main(["job", "nope", "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown job 'nope'; known jobs:" in err[0]
+
+
+def test_failed_job_is_one_error_line_traceback_at_debug(caplog):
+    import logging
+    r = make_runner([], fail={"beta"})
+    with caplog.at_level(logging.INFO, logger="ooni-backend"):
+        r.run("beta")
+    errors = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    assert "\n" not in errors[0].getMessage() and "beta broke" in errors[0].getMessage()
+    assert "Traceback" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="ooni-backend"):
+        r.run("beta")
+    assert len([rec for rec in caplog.records if rec.levelno >= logging.ERROR]) == 1
+    assert "Traceback" in caplog.text and "RuntimeError: beta broke" in caplog.text
