@@ -52,7 +52,7 @@ from ooni_common.config import Config
 from ooni_common.db import Database
 from ooni_common.durable import fsync_dir, write_atomic
 from ooni_common.lock import DirLock, LockHeld
-from ooni_common.metrics import Metrics, from_config
+from ooni_common.metrics import Metrics, from_config, job_metrics
 from ooni_common.spool import Spool
 from ooni_common.store import ObjectStore, open_store
 from ooni_common.timeutil import utcnow
@@ -501,8 +501,8 @@ def run(cfg: Config, db: Database, store: ObjectStore | None = None,
     return stats
 
 
-def run_job(cfg: Config, db: Database) -> None:
-    run(cfg, db)
+def run_job(cfg: Config, db: Database, metrics_root: Metrics | None = None) -> None:
+    run(cfg, db, metrics=job_metrics(metrics_root, UNIT))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -234,12 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         # stdout carries the rows; logs stay on stderr.
         setup_logging(UNIT, "DEBUG" if args.debug else "WARNING")
         return run_input_files(args)
-    log = setup_logging(UNIT, "DEBUG" if args.debug else None)
-    if args.stdout or args.devel:
-        # setup_logging writes to stderr; --stdout asks for stdout (§10.3).
-        for h in logging.getLogger().handlers:
-            if isinstance(h, logging.StreamHandler) and h.stream is sys.stderr:
-                h.setStream(sys.stdout)
+    # Logs go to stderr (the journal under systemd); --stdout and --devel
+    # send them to stdout (§10.3).
+    log = setup_logging(UNIT, "DEBUG" if args.debug else None,
+                        stream="stdout" if args.stdout or args.devel else "stderr")
     try:
         cfg = load_config(args)
     except ConfigError as e:

@@ -63,13 +63,16 @@ def create_app(cfg: Config, *, db: Database | None = None,
     app.config["MAX_CONTENT_LENGTH"] = cap + 1
     app.url_map.strict_slashes = False
 
+    metrics = metrics or metrics_from_config(cfg, "ooni-api")
     if notify_fastpath is None:
         from ooniapi.core.fastpath_notify import HttpNotifier
-        notify_fastpath = HttpNotifier(cfg.get_str("FASTPATH_URL", "http://127.0.0.1:8472"))
+        notify_fastpath = HttpNotifier(cfg.get_str("FASTPATH_URL", "http://127.0.0.1:8472"),
+                                       metrics=metrics,
+                                       warn_every=cfg.get_float("FASTPATH_NOTIFY_WARN_EVERY", 60))
     svc = Services(
         cfg=cfg,
         spool=Spool(cfg.spool_dir),
-        metrics=metrics or metrics_from_config(cfg, "ooni-api"),
+        metrics=metrics,
         notify_fastpath=notify_fastpath,
         _db=db,
     )

@@ -100,12 +100,14 @@ def robots_txt() -> Response:
 
 @bp.route("/metrics")
 def metrics() -> Response:
-    """Metrics of this API process in the Prometheus text format.
+    """Metrics in the Prometheus text format: under ``ooni-api`` summed over
+    every gunicorn worker; under ``ooni-backend run`` the API's, the
+    fastpath's and the jobs'.
     ---
     tags: [pages]
     produces: [text/plain]
     responses:
-      200: {description: "counters, gauges and timer summaries of this worker process"}
+      200: {description: "counters, gauges and timer summaries (ms)"}
     """
     return Response(services().metrics.prometheus_text(),
                     mimetype="text/plain", headers={"Cache-Control": "no-cache, max-age=0"})

@@ -56,7 +56,7 @@ class JobRunner:
             log.info("job %s starting", name)
             t0 = time.monotonic()
             try:
-                job.run(self.cfg, self.db)
+                job.run(self.cfg, self.db, self.metrics)
             except Exception as e:
                 dt = time.monotonic() - t0
                 # One ERROR line per failed run (an offline machine fails

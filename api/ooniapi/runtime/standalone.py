@@ -95,14 +95,23 @@ def make_server(host: str, port: int, app, *, threads: int = 64, read_timeout: f
     (more get an immediate 503) and a timeout on every read and write, so
     that slow clients can neither starve the others nor pile up threads."""
     from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+    from werkzeug.urls import uri_to_iri
 
     class QuietHandler(WSGIRequestHandler):
         timeout = read_timeout
 
-        # Access logs of every submission would drown the journal.
+        # Access logs of every submission would drown the journal; and
+        # werkzeug's own line colours the request with ANSI escapes, which
+        # end up in log files and the journal.
         def log_request(self, code="-", size="-"):
-            if str(code).startswith(("4", "5")) or log.isEnabledFor(logging.DEBUG):
-                super().log_request(code, size)
+            code = str(code)
+            if not (code.startswith(("4", "5")) or log.isEnabledFor(logging.DEBUG)):
+                return
+            try:
+                msg = f"{self.command} {uri_to_iri(self.path)} {self.request_version}"
+            except AttributeError:  # no path when the request line was bad
+                msg = self.requestline
+            self.log("info", '"%s" %s %s', msg.translate(self._control_char_table), code, size)
 
     class BoundedServer(ThreadedWSGIServer):
         slots = threading.BoundedSemaphore(threads)
@@ -142,7 +151,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ooniapi.core.app import create_app
 
     api_metrics = metrics_from_config(cfg, "ooni-api")
-    fp = FastpathDaemon(cfg, db, metrics_from_config(cfg, "fastpath"), in_process=True)
+    # One registry: /metrics shows the fastpath and the jobs too.
+    fp = FastpathDaemon(cfg, db, api_metrics.sibling("fastpath"), in_process=True)
     server = control = scheduler = runner = None
     try:
         # Workers (and the threads that respawn them) inherit a blocked
@@ -155,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         app = create_app(cfg, db=db, notify_fastpath=fp.submit, metrics=api_metrics)
         server = make_server(host, port, app, threads=cfg.get_int("STANDALONE_HTTP_THREADS", 64),
                              read_timeout=cfg.get_float("API_READ_TIMEOUT", 30.0))
-        runner = JobRunner(cfg, db, all_jobs(), metrics_from_config(cfg, "ooni-backend"))
+        runner = JobRunner(cfg, db, all_jobs(), api_metrics.sibling("ooni-backend"))
         scheduler = Scheduler(runner, cfg)
         scheduler.start()
         control = ControlServer(socket_path(cfg.data_dir), runner)

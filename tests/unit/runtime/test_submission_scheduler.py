@@ -31,7 +31,7 @@ class Clock:
 
 def make_runner(calls, fail=()):
     def job(name):
-        def run(cfg, db):
+        def run(cfg, db, metrics_root=None):
             calls.append(name)
             if name in fail:
                 raise RuntimeError(f"{name} broke")
@@ -89,7 +89,7 @@ def test_scheduler_failure_does_not_stop_schedule():
 def test_scheduler_thread_runs_and_stops():
     done = threading.Event()
 
-    def run(cfg, db):
+    def run(cfg, db, metrics_root=None):
         done.set()
     runner = JobRunner(Config({}), None, {"x": FakeJob("x", run, "X_INTERVAL", 0.01)},
                        Metrics("t", enabled=False))
@@ -142,7 +142,7 @@ def test_socket_path_falls_back_for_long_dirs(tmp_path):
 def test_runner_wait_idle_waits_for_running_job():
     started, release = threading.Event(), threading.Event()
 
-    def run(cfg, db):
+    def run(cfg, db, metrics_root=None):
         started.set()
         release.wait(10)
     runner = JobRunner(Config({}), None, {"slow": FakeJob("slow", run, "S", 0)},
