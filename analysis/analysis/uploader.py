@@ -493,6 +493,11 @@ def run(cfg: Config, db: Database, store: ObjectStore | None = None,
         raise JobError(f"another uploader is running on this spool: {e}") from None
     try:
         stats = Uploader(settings, db, store, metrics).run(now)
+    except Exception:
+        # A failed run is otherwise invisible to the metrics (the timer and
+        # gauge above are sent either way).
+        metrics.incr("run_failed")
+        raise
     finally:
         lock.release()
     log.info("uploaded %d measurements in %d cans (%d resumed, %d unparseable, "
