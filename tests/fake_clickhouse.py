@@ -33,7 +33,7 @@ class VersionServer:
                     rows, cols = [(1,)], [("1", "UInt8")]
                 else:
                     raise errors.ServerException(
-                        f"Syntax error: failed at position 1\nStack trace:\n0. DB::x\n1. DB::y", 62)
+                        "Syntax error: failed at position 1\nStack trace:\n0. DB::x\n1. DB::y", 62)
                 return (rows, cols) if with_column_types else rows
 
             def disconnect(self):

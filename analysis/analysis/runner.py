@@ -9,7 +9,6 @@ scheduler see it.
 from __future__ import annotations
 
 import logging
-import sys
 from contextlib import ExitStack
 from typing import Callable
 

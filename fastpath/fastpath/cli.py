@@ -154,6 +154,7 @@ def spooling_put(put, spool, metrics, log: logging.Logger):
 
 def run_daemon(args, cfg: Config, log: logging.Logger) -> int:
     from ooni_common.metrics import from_config
+
     from .daemon import FastpathDaemon
     from .feeder_http import FeederServer, make_app
 

@@ -46,8 +46,7 @@ from .config import RotationConf
 from .digitalocean import DigitalOcean
 from .provider import Instance, NotFound, Provider, ProviderError
 from .remote import Remote, RemoteError
-from .store import (CERT, CREATED, DESTROYED, DRAINING, IN_PROGRESS, LIVE, READY, SPAWNING,
-                    TESTED, ThInstance)
+from .store import CERT, CREATED, DESTROYED, DRAINING, IN_PROGRESS, LIVE, READY, SPAWNING, TESTED, ThInstance
 
 UNIT = "rotation"
 METRICS_PREFIX = "rotation"

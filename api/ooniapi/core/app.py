@@ -11,9 +11,9 @@ from werkzeug.exceptions import HTTPException
 
 from ooni_common.config import Config
 from ooni_common.db import Database, DatabaseError, QueryTimeout
-from ooni_common.server_version import one_line
 from ooni_common.metrics import Metrics
 from ooni_common.metrics import from_config as metrics_from_config
+from ooni_common.server_version import one_line
 from ooni_common.spool import Spool
 
 from ooniapi.core import auth, openapi, ratelimit

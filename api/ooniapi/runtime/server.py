@@ -24,10 +24,9 @@ from gunicorn.app.base import BaseApplication
 
 from ooni_common.config import Config, ConfigError
 from ooni_common.db import DatabaseError, connect
-from ooni_common.server_version import (MIN_CLICKHOUSE_TEXT, DatabaseVersionError,
-                                        check_server, one_line)
 from ooni_common.logs import JournalFormatter, setup_logging, under_journal
 from ooni_common.metrics import MULTIPROC_ENV
+from ooni_common.server_version import MIN_CLICKHOUSE_TEXT, DatabaseVersionError, check_server, one_line
 
 from ooniapi.runtime.gunicorn_worker import BoundedThreadWorker
 

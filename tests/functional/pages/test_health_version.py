@@ -3,7 +3,6 @@ import pytest
 
 from ooni_common.config import Config
 from ooni_common.db import connect
-from tests.fake_clickhouse import fake_server  # noqa: F401  (fixture)
 
 
 @pytest.fixture

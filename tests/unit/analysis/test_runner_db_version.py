@@ -5,7 +5,6 @@ import logging
 import pytest
 
 from analysis.runner import EXIT_FAILED, JobError, load_config, open_db, run_command
-from tests.fake_clickhouse import fake_server  # noqa: F401  (fixture)
 
 
 def _job(url):

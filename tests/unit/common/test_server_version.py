@@ -3,9 +3,7 @@ servers of old and new versions."""
 import pytest
 
 from ooni_common.db import DatabaseError, connect
-from ooni_common.server_version import (MIN_CLICKHOUSE, DatabaseVersionError, check_server,
-                                        parse_version)
-from tests.fake_clickhouse import fake_server  # noqa: F401  (fixture)
+from ooni_common.server_version import MIN_CLICKHOUSE, DatabaseVersionError, check_server, parse_version
 
 URL = "clickhouse://api:secret@ch.example:9000/ooni"
 

@@ -7,8 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ooni_common.metrics import Metrics
-from ooniapi.core.fastpath_notify import HttpNotifier
 from tests.conftest import free_port
+
+from ooniapi.core.fastpath_notify import HttpNotifier
 
 
 class Clock:

@@ -7,7 +7,6 @@ import threading
 import pytest
 
 from fastpath.cli import open_db, wait_for_database
-from tests.fake_clickhouse import fake_server  # noqa: F401  (fixture)
 
 URL = "clickhouse://127.0.0.1:9/default"
 
