@@ -26,6 +26,7 @@ from ooni_common.lock import LockHeld, lock_for_url
 from ooni_common.logs import setup_logging
 from ooni_common.metrics import from_config as metrics_from_config
 from ooni_common.schema import ensure_all
+from ooni_common.server_version import check_server, one_line
 
 from ooniapi.runtime.busy import send_busy
 from ooniapi.runtime.control import ControlServer, NoServer, request_job, socket_path
@@ -69,11 +70,12 @@ def open_database(cfg: Config, purpose: str):
             raise Fatal(str(e)) from None
     try:
         db = connect(cfg.clickhouse_url)
+        check_server(db)
         ensure_all(db)
     except DatabaseError as e:
         if lock is not None:
             lock.release()
-        raise Fatal(f"cannot open the database {cfg.clickhouse_url}: {str(e).splitlines()[0]}") from None
+        raise Fatal(f"cannot open the database: {one_line(e)}") from None
     return db, lock
 
 
