@@ -26,3 +26,18 @@ def test_no_prefix_elsewhere(monkeypatch):
     monkeypatch.delenv("INVOCATION_ID", raising=False)
     text = make_formatter().format(record(logging.ERROR, "boom"))
     assert not text.startswith("<") and text.endswith("fastpath ERROR boom")
+
+
+def test_gunicorn_lines_get_the_prefix_under_journal(monkeypatch):
+    from gunicorn.config import Config as GConfig
+
+    from ooniapi.runtime.server import JournalLogger
+    monkeypatch.setenv("JOURNAL_STREAM", "8:1")
+    g = GConfig()
+    g.set("errorlog", "-")
+    lg = JournalLogger(g)
+    rec = logging.LogRecord("gunicorn.error", logging.ERROR, __file__, 1, "Worker failed", None, None)
+    assert lg.error_log.handlers[0].format(rec).startswith("<3>[")
+    monkeypatch.delenv("JOURNAL_STREAM")
+    lg = JournalLogger(g)
+    assert not lg.error_log.handlers[0].format(rec).startswith("<")
