@@ -29,6 +29,8 @@ setup(
         "boto3>=1.34,<2",
         "geoip2>=4.8,<6",
         "statsd>=4.0,<5",
+        # /metrics aggregated over gunicorn workers (multiprocess mode)
+        "prometheus-client>=0.20,<1",
         # 26 and 27 linger up to 2 s on the worker's main thread at every
         # connection close (util.close_graceful), stalling all its clients.
         "gunicorn>=23,<26",

@@ -15,6 +15,7 @@ import pytest
 from ooni_common.config import Config
 from ooni_common.db import connect
 from ooni_common.schema import all_tables, ensure_all
+from tests.fake_clickhouse import fake_server  # noqa: F401  (fixture: fake ClickHouse versions)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -32,7 +32,7 @@ import zstandard
 
 from ooni_common.config import Config
 from ooni_common.db import Database
-from ooni_common.metrics import Metrics, from_config
+from ooni_common.metrics import Metrics, from_config, job_metrics
 from ooni_common.store import KeyNotFound, ObjectStore, open_store
 from ooni_common.timeutil import utcnow
 
@@ -213,8 +213,8 @@ def run(cfg: Config, db: Database, store: ObjectStore | None = None, day: str | 
     return out
 
 
-def run_job(cfg: Config, db: Database) -> None:
-    run(cfg, db)
+def run_job(cfg: Config, db: Database, metrics_root: Metrics | None = None) -> None:
+    run(cfg, db, metrics=job_metrics(metrics_root, METRICS_PREFIX))
 
 
 # --- restore -------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pathlib import Path
 from ooni_common import testlists
 from ooni_common.config import Config
 from ooni_common.db import Database
-from ooni_common.metrics import Metrics, from_config
+from ooni_common.metrics import Metrics, from_config, job_metrics
 
 from . import swap
 from .runner import JobError
@@ -113,7 +113,7 @@ def parse_list(path: Path, cc: str, codes: frozenset[str]) -> tuple[list[Citizen
 def parse_repo(workdir: Path, codes: frozenset[str]) -> list[CitizenlabRow]:
     lists = workdir / "lists"
     if not lists.is_dir():
-        raise JobError(f"no lists/ directory in the test-lists repository")
+        raise JobError("no lists/ directory in the test-lists repository")
     rows: list[CitizenlabRow] = []
     dropped = 0
     for path in sorted(lists.glob("*.csv")):
@@ -179,5 +179,5 @@ def run(cfg: Config, db: Database | None, dry_run: bool = False,
     return rows
 
 
-def run_job(cfg: Config, db: Database) -> None:
-    run(cfg, db)
+def run_job(cfg: Config, db: Database, metrics_root: Metrics | None = None) -> None:
+    run(cfg, db, metrics=job_metrics(metrics_root, METRICS_PREFIX))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ooni_common.config import Config
 from ooni_common.db import Database
-from ooni_common.metrics import Metrics, from_config
+from ooni_common.metrics import Metrics, from_config, job_metrics
 
 from . import swap
 from .fetch import fetch_bytes
@@ -137,5 +137,5 @@ def run(cfg: Config, db: Database, metrics: Metrics | None = None) -> dict[str, 
     return counts
 
 
-def run_job(cfg: Config, db: Database) -> None:
-    run(cfg, db)
+def run_job(cfg: Config, db: Database, metrics_root: Metrics | None = None) -> None:
+    run(cfg, db, metrics=job_metrics(metrics_root, METRICS_PREFIX))

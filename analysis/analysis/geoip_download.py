@@ -23,7 +23,7 @@ import geoip2.database
 
 from ooni_common.config import Config
 from ooni_common.db import Database
-from ooni_common.metrics import Metrics, from_config
+from ooni_common.metrics import Metrics, from_config, job_metrics
 from ooni_common.timeutil import utcnow
 
 from .fetch import SourceNotFound, fetch_to_file
@@ -144,8 +144,8 @@ def run(cfg: Config, now: dt.datetime | None = None, force: bool = False,
     return True
 
 
-def run_job(cfg: Config, db: Database) -> None:
-    run(cfg)
+def run_job(cfg: Config, db: Database, metrics_root: Metrics | None = None) -> None:
+    run(cfg, metrics=job_metrics(metrics_root, UNIT))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from ooni_common.config import Config
 from ooni_common.db import Database
+from ooni_common.metrics import Metrics
 
-JobFn = Callable[[Config, Database], None]
+# (cfg, db, metrics_root): a job's metrics are a sibling of metrics_root under
+# the job's own prefix (the standalone /metrics shows them), or its own
+# registry when None.
+JobFn = Callable[[Config, Database, Optional[Metrics]], None]
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,8 @@ class Job:
 
 
 def _lazy(module: str, func: str) -> JobFn:
-    def run(cfg: Config, db: Database) -> None:
-        getattr(importlib.import_module(module), func)(cfg, db)
+    def run(cfg: Config, db: Database, metrics_root: Metrics | None = None) -> None:
+        getattr(importlib.import_module(module), func)(cfg, db, metrics_root)
 
     run.__name__ = f"{module.rsplit('.', 1)[-1]}.{func}"
     run.__qualname__ = run.__name__

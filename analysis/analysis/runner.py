@@ -9,7 +9,6 @@ scheduler see it.
 from __future__ import annotations
 
 import logging
-import sys
 from contextlib import ExitStack
 from typing import Callable
 
@@ -17,6 +16,7 @@ from ooni_common.config import Config, ConfigError
 from ooni_common.db import Database, DatabaseError, connect
 from ooni_common.lock import LockHeld, lock_for_url
 from ooni_common.logs import setup_logging
+from ooni_common.server_version import check_server
 from ooni_common.store import StoreError
 
 from . import schema
@@ -43,6 +43,9 @@ def open_db(cfg: Config, stack: ExitStack, purpose: str, job: str = "NAME") -> D
             raise LockHeld(f"{e}; run the job through the running process instead: "
                            f"ooni-backend job {job}") from None
     db = connect(cfg.clickhouse_url)
+    # An old or unreachable server fails here in one line, not later as a
+    # syntax error in the middle of the job.
+    check_server(db)
     schema.ensure_schema(db)
     return db
 
@@ -56,15 +59,17 @@ def run_command(unit: str, body: Callable[[ExitStack], int | None],
             rc = body(stack)
         return int(rc or 0)
     except LockHeld as e:
-        print(f"{unit}: {e}", file=sys.stderr)
+        log.error("%s", _one_line(e))
         return EXIT_DB_BUSY
     except (JobError, ConfigError, DatabaseError, StoreError, OSError) as e:
-        log.error("failed: %s", e)
-        print(f"{unit}: failed: {_one_line(e)}", file=sys.stderr)
+        # A timer job failing on an offline machine every hour says it in
+        # one ERROR line; the traceback is for --stdout / DEBUG.
+        log.error("failed: %s", _one_line(e))
+        log.debug("traceback of the failure", exc_info=e)
         return EXIT_FAILED
-    except Exception as e:  # anything else is a bug, but still one line + log
-        log.exception("unexpected failure")
-        print(f"{unit}: failed: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+    except Exception as e:  # anything else is a bug, but still one line
+        log.error("failed: %s: %s", type(e).__name__, _one_line(e))
+        log.debug("traceback of the failure", exc_info=e)
         return EXIT_FAILED
 
 

@@ -52,7 +52,7 @@ from ooni_common.config import Config
 from ooni_common.db import Database
 from ooni_common.durable import fsync_dir, write_atomic
 from ooni_common.lock import DirLock, LockHeld
-from ooni_common.metrics import Metrics, from_config
+from ooni_common.metrics import Metrics, from_config, job_metrics
 from ooni_common.spool import Spool
 from ooni_common.store import ObjectStore, open_store
 from ooni_common.timeutil import utcnow
@@ -493,6 +493,11 @@ def run(cfg: Config, db: Database, store: ObjectStore | None = None,
         raise JobError(f"another uploader is running on this spool: {e}") from None
     try:
         stats = Uploader(settings, db, store, metrics).run(now)
+    except Exception:
+        # A failed run is otherwise invisible to the metrics (the timer and
+        # gauge above are sent either way).
+        metrics.incr("run_failed")
+        raise
     finally:
         lock.release()
     log.info("uploaded %d measurements in %d cans (%d resumed, %d unparseable, "
@@ -501,8 +506,8 @@ def run(cfg: Config, db: Database, store: ObjectStore | None = None,
     return stats
 
 
-def run_job(cfg: Config, db: Database) -> None:
-    run(cfg, db)
+def run_job(cfg: Config, db: Database, metrics_root: Metrics | None = None) -> None:
+    run(cfg, db, metrics=job_metrics(metrics_root, UNIT))
 
 
 def main(argv: list[str] | None = None) -> int:

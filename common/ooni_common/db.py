@@ -17,9 +17,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as dt
-from abc import ABC, abstractmethod
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import parse_qs, unquote, urlparse

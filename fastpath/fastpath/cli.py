@@ -90,6 +90,7 @@ def open_db(url: str, purpose: str, log: logging.Logger):
     from ooni_common.db import DatabaseError, connect
     from ooni_common.lock import LockHeld, lock_for_url
     from ooni_common.schema import ensure_all
+    from ooni_common.server_version import check_server, one_line
     lock = lock_for_url(url, purpose)
     if lock is not None:
         try:
@@ -99,10 +100,38 @@ def open_db(url: str, purpose: str, log: logging.Logger):
                              f"ClickHouse server") from None
     try:
         db = connect(url)
+        check_server(db)
         ensure_all(db)
     except DatabaseError as e:
-        raise SystemExit(f"fastpath: cannot open the database {url}: {e}") from None
+        if lock is not None:
+            lock.release()
+        raise SystemExit(f"fastpath: {one_line(e)}") from None
     return db, lock
+
+
+def wait_for_database(url: str, log: logging.Logger, stop: threading.Event,
+                      first: float = 1.0, longest: float = 60.0) -> bool:
+    """The daemon's start: wait, with backoff, until the server answers with
+    a recent enough version, instead of exiting (systemd's Restart=always
+    would crash-loop). One ERROR line per attempt. False when stopped."""
+    from ooni_common.db import DatabaseError, connect
+    from ooni_common.server_version import check_server, one_line
+    if not url.startswith("clickhouse:"):
+        return True  # embedded: open_db checks it once
+    delay = first
+    while not stop.is_set():
+        db = connect(url)
+        try:
+            v = check_server(db)
+            log.info("ClickHouse %s", v.text)
+            return True
+        except DatabaseError as e:
+            log.error("%s; retrying in %.0f s", one_line(e), delay)
+        finally:
+            db.close()
+        stop.wait(delay)
+        delay = min(delay * 2, longest)
+    return False
 
 
 def spooling_put(put, spool, metrics, log: logging.Logger):
@@ -125,9 +154,16 @@ def spooling_put(put, spool, metrics, log: logging.Logger):
 
 def run_daemon(args, cfg: Config, log: logging.Logger) -> int:
     from ooni_common.metrics import from_config
+
     from .daemon import FastpathDaemon
     from .feeder_http import FeederServer, make_app
 
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    if not wait_for_database(cfg.clickhouse_url, log, done,
+                             longest=cfg.get_float("FASTPATH_DB_RETRY_MAX", 60)):
+        return 0
     from ooni_common.ports import check_free
     host = cfg.get_str("FASTPATH_API_HOST", "127.0.0.1")
     port = cfg.get_int("FASTPATH_API_PORT", 8472)
@@ -148,9 +184,6 @@ def run_daemon(args, cfg: Config, log: logging.Logger) -> int:
                               host, port)
     except OSError as e:
         raise SystemExit(f"fastpath: cannot listen on {host}:{port}: {e}") from None
-    done = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
     daemon.start()
     server.start()
     print(f"fastpath: listening on http://{server.host}:{server.port}", flush=True)
@@ -208,12 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         # stdout carries the rows; logs stay on stderr.
         setup_logging(UNIT, "DEBUG" if args.debug else "WARNING")
         return run_input_files(args)
-    log = setup_logging(UNIT, "DEBUG" if args.debug else None)
-    if args.stdout or args.devel:
-        # setup_logging writes to stderr; --stdout asks for stdout (§10.3).
-        for h in logging.getLogger().handlers:
-            if isinstance(h, logging.StreamHandler) and h.stream is sys.stderr:
-                h.setStream(sys.stdout)
+    # Logs go to stderr (the journal under systemd); --stdout and --devel
+    # send them to stdout (§10.3).
+    log = setup_logging(UNIT, "DEBUG" if args.debug else None,
+                        stream="stdout" if args.stdout or args.devel else "stderr")
     try:
         cfg = load_config(args)
     except ConfigError as e:

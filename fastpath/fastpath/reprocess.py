@@ -37,8 +37,15 @@ from typing import Iterator
 
 import ujson
 
-from ooni_common.archive import (JSONL_SUFFIX, POSTCAN_SUFFIX, jsonl_key_of, postcan_key_of,
-                                 postcan_posts, raw_day_prefix, raw_key_cc_testname)
+from ooni_common.archive import (
+    JSONL_SUFFIX,
+    POSTCAN_SUFFIX,
+    jsonl_key_of,
+    postcan_key_of,
+    postcan_posts,
+    raw_day_prefix,
+    raw_key_cc_testname,
+)
 from ooni_common.config import Config
 from ooni_common.db import Database, DatabaseError
 from ooni_common.metrics import Metrics

@@ -150,7 +150,10 @@ class RowWriter:
             fp = [r for r in batch if r.row is not None]
             ovpn = [r for r in batch if r.openvpn_row is not None]
             if fp:
-                with self.metrics.timer("clickhouse_upsert"):
+                # spec §12: clickhouse_upsert around the write, and the DB
+                # layer's own timer of the fastpath rows' upsert inside it
+                with self.metrics.timer("clickhouse_upsert"), \
+                        self.dbm.timer("clickhouse_upsert_summary"):
                     failed |= self._insert("fastpath", self.fp_cols, fp, lambda r: r.row)
             if ovpn:
                 with self.dbm.timer("clickhouse_upsert_openvpn_obs"):

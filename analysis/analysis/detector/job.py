@@ -30,7 +30,7 @@ import ujson
 
 from ooni_common.config import Config
 from ooni_common.db import Database
-from ooni_common.metrics import Metrics, from_config
+from ooni_common.metrics import Metrics, from_config, job_metrics
 from ooni_common.timeutil import utcnow
 
 from ..runner import JobError, debug_level, load_config, open_db, run_command
@@ -322,8 +322,8 @@ def run(cfg: Config, db: Database, since: dt.datetime | None = None,
     return result
 
 
-def run_job(cfg: Config, db: Database) -> None:
-    run(cfg, db)
+def run_job(cfg: Config, db: Database, metrics_root: Metrics | None = None) -> None:
+    run(cfg, db, metrics=job_metrics(metrics_root, METRICS_PREFIX))
 
 
 # --- command ------------------------------------------------------------------

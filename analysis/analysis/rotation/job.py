@@ -36,7 +36,7 @@ from typing import Callable
 
 from ooni_common.config import Config
 from ooni_common.db import Database
-from ooni_common.metrics import Metrics, from_config
+from ooni_common.metrics import Metrics, from_config, job_metrics
 from ooni_common.timeutil import utcnow
 
 from ..runner import JobError, debug_level, load_config, open_db, run_command
@@ -46,8 +46,7 @@ from .config import RotationConf
 from .digitalocean import DigitalOcean
 from .provider import Instance, NotFound, Provider, ProviderError
 from .remote import Remote, RemoteError
-from .store import (CERT, CREATED, DESTROYED, DRAINING, IN_PROGRESS, LIVE, READY, SPAWNING,
-                    TESTED, ThInstance)
+from .store import CERT, CREATED, DESTROYED, DRAINING, IN_PROGRESS, LIVE, READY, SPAWNING, TESTED, ThInstance
 
 UNIT = "rotation"
 METRICS_PREFIX = "rotation"
@@ -381,8 +380,8 @@ def run(cfg: Config, db: Database | None, conf: RotationConf | None = None,
         raise
 
 
-def run_job(cfg: Config, db: Database) -> None:
-    run(cfg, db)
+def run_job(cfg: Config, db: Database, metrics_root: Metrics | None = None) -> None:
+    run(cfg, db, metrics=job_metrics(metrics_root, METRICS_PREFIX))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from ooni_common.config import Config
 from ooni_common.db import Database, DatabaseError, QueryTimeout
 from ooni_common.metrics import Metrics
 from ooni_common.metrics import from_config as metrics_from_config
+from ooni_common.server_version import one_line
 from ooni_common.spool import Spool
 
 from ooniapi.core import auth, openapi, ratelimit
@@ -63,13 +64,16 @@ def create_app(cfg: Config, *, db: Database | None = None,
     app.config["MAX_CONTENT_LENGTH"] = cap + 1
     app.url_map.strict_slashes = False
 
+    metrics = metrics or metrics_from_config(cfg, "ooni-api")
     if notify_fastpath is None:
         from ooniapi.core.fastpath_notify import HttpNotifier
-        notify_fastpath = HttpNotifier(cfg.get_str("FASTPATH_URL", "http://127.0.0.1:8472"))
+        notify_fastpath = HttpNotifier(cfg.get_str("FASTPATH_URL", "http://127.0.0.1:8472"),
+                                       metrics=metrics,
+                                       warn_every=cfg.get_float("FASTPATH_NOTIFY_WARN_EVERY", 60))
     svc = Services(
         cfg=cfg,
         spool=Spool(cfg.spool_dir),
-        metrics=metrics or metrics_from_config(cfg, "ooni-api"),
+        metrics=metrics,
         notify_fastpath=notify_fastpath,
         _db=db,
     )
@@ -126,12 +130,15 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(QueryTimeout)
     def _db_timeout(e: QueryTimeout):
-        log.warning("database timeout on %s: %s", request.path, e)
+        log.warning("database timeout on %s: %s", request.path, one_line(e))
         return json_response({"error": "Database query timeout"}, 504, nocache=True)
 
     @app.errorhandler(DatabaseError)
     def _db_error(e: DatabaseError):
-        log.error("database error on %s: %s", request.path, e)
+        # The driver's text carries the server's stack trace: one line for
+        # the operator, the whole of it at DEBUG.
+        log.error("database error on %s: %s", request.path, one_line(e))
+        log.debug("database error on %s", request.path, exc_info=e)
         return json_response({"error": "Database query error"}, 500, nocache=True)
 
     @app.errorhandler(HTTPException)

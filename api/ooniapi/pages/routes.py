@@ -7,6 +7,9 @@ import re
 
 from flask import Blueprint, Response, redirect, request
 
+from ooni_common.db import DatabaseError
+from ooni_common.server_version import check_server, one_line
+
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, NotFound
 from ooniapi.core.http import json_response, set_cached
@@ -67,21 +70,26 @@ def index() -> Response:
 
 @bp.route("/health")
 def health() -> Response:
-    """Health check: ``UP`` when the database answers (and, in the
-    standalone process, the fastpath is not stuck).
+    """Health check: ``UP`` when the database answers and is recent enough
+    (and, in the standalone process, the fastpath is not stuck).
     ---
     tags: [pages]
+    produces: [text/plain]
     responses:
       200: {description: "the service and its database are up"}
-      503: {description: "the database does not answer, or fastpath scoring is stuck"}
+      503: {description: "DOWN and the reason: the database does not answer, its version is older than the minimum, or fastpath scoring is stuck"}
     """
-    if not services().db.ping():
-        return Response("DOWN: database unreachable\n", status=503, mimetype="text/plain")
+    try:
+        check_server(services().db)
+    except DatabaseError as e:
+        return Response(f"DOWN: {one_line(e)}\n", status=503, mimetype="text/plain",
+                        headers={"Cache-Control": "no-cache, max-age=0"})
     # Set by the process that runs the fastpath in-process (standalone).
     fastpath_problem = services().extras.get("fastpath_health")
     problem = fastpath_problem() if fastpath_problem is not None else None
     if problem:
-        return Response(f"DOWN: {problem}\n", status=503, mimetype="text/plain")
+        return Response(f"DOWN: {problem}\n", status=503, mimetype="text/plain",
+                        headers={"Cache-Control": "no-cache, max-age=0"})
     return Response("UP", mimetype="text/plain")
 
 
@@ -99,12 +107,14 @@ def robots_txt() -> Response:
 
 @bp.route("/metrics")
 def metrics() -> Response:
-    """Metrics of this API process in the Prometheus text format.
+    """Metrics in the Prometheus text format: under ``ooni-api`` summed over
+    every gunicorn worker; under ``ooni-backend run`` the API's, the
+    fastpath's and the jobs'.
     ---
     tags: [pages]
     produces: [text/plain]
     responses:
-      200: {description: "counters, gauges and timer summaries of this worker process"}
+      200: {description: "counters, gauges and timer summaries (ms)"}
     """
     return Response(services().metrics.prometheus_text(),
                     mimetype="text/plain", headers={"Cache-Control": "no-cache, max-age=0"})

@@ -16,6 +16,7 @@ from typing import Callable, Mapping
 from ooni_common.config import Config
 from ooni_common.db import Database
 from ooni_common.metrics import Metrics
+from ooni_common.server_version import one_line
 
 log = logging.getLogger("ooni-backend")
 
@@ -60,11 +61,13 @@ class JobRunner:
                 # embedded database; a job waits between its statements.
                 bg = getattr(self.db, "background", contextlib.nullcontext)
                 with bg():
-                    job.run(self.cfg, self.db)
+                    job.run(self.cfg, self.db, self.metrics)
             except Exception as e:
                 dt = time.monotonic() - t0
-                log.error("job %s failed after %.2f s: %s\n%s", name, dt, e,
-                          traceback.format_exc().rstrip())
+                # One ERROR line per failed run (an offline machine fails
+                # every run); the traceback only at DEBUG.
+                log.error("job %s failed after %.2f s: %s", name, dt, one_line(e))
+                log.debug("job %s traceback:\n%s", name, traceback.format_exc().rstrip())
                 self.metrics.incr(f"job_{name}_failed")
                 return JobResult(name, False, dt, str(e) or type(e).__name__)
             dt = time.monotonic() - t0

@@ -15,14 +15,22 @@ process, which is what ``ooni-backend run`` is for."""
 from __future__ import annotations
 
 import argparse
+import glob
+import logging
 import os
+import shutil
 import sys
+import tempfile
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from ooni_common.config import Config, ConfigError
-from ooni_common.logs import setup_logging
+from ooni_common.db import DatabaseError, connect
+from ooni_common.logs import JournalFormatter, setup_logging, under_journal
+from ooni_common.metrics import MULTIPROC_ENV
 from ooni_common.ports import check_free
+from ooni_common.server_version import MIN_CLICKHOUSE_TEXT, DatabaseVersionError, check_server, one_line
 
 from ooniapi.runtime.gunicorn_worker import BoundedThreadWorker
 
@@ -65,7 +73,64 @@ def gunicorn_options(cfg: Config, bind: str | None = None, workers: int | None =
         "errorlog": "-",
         "loglevel": cfg.get_str("LOG_LEVEL", "info").lower(),
         "proc_name": "ooni-api",
+        "logger_class": f"{JournalLogger.__module__}.{JournalLogger.__name__}",
     }
+
+
+class JournalLogger(glogging.Logger):
+    """gunicorn's own log lines with a journald priority prefix under
+    systemd, like the application's (ooni_common.logs)."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        if under_journal():
+            for h in self.error_log.handlers:
+                h.setFormatter(JournalFormatter("[%(process)d] [%(levelname)s] %(message)s"))
+            for h in self.access_log.handlers:
+                h.setFormatter(JournalFormatter("%(message)s"))
+
+
+def prepare_metrics_dir() -> tuple[str, bool]:
+    """An empty PROMETHEUS_MULTIPROC_DIR for this run, set in the
+    environment before the app (and prometheus_client) is imported, so that
+    /metrics sums the counters of every worker. An operator's own directory
+    is emptied of the files of a previous run; otherwise a new one is made
+    under systemd's RuntimeDirectory (or /tmp) and removed at exit.
+    Returns (directory, made here)."""
+    d = os.environ.get(MULTIPROC_ENV)
+    if d:
+        os.makedirs(d, exist_ok=True)
+        for f in glob.glob(os.path.join(d, "*.db")):
+            os.unlink(f)
+        return d, False
+    runtime = (os.environ.get("RUNTIME_DIRECTORY") or "").split(":")[0] or None
+    d = tempfile.mkdtemp(prefix="ooni-api-metrics-", dir=runtime)
+    os.environ[MULTIPROC_ENV] = d
+    return d, True
+
+
+def check_database(cfg: Config) -> bool:
+    """False (after one ERROR line) when the server is too old. An
+    unreachable server is one WARNING line and no refusal: submissions are
+    spooled without a database, and /health answers 503 with the reason."""
+    log = logging.getLogger("ooni-api")
+    try:
+        db = connect(cfg.clickhouse_url)
+    except DatabaseError as e:
+        log.error("%s", one_line(e))
+        return False
+    try:
+        v = check_server(db)
+    except DatabaseVersionError as e:
+        log.error("%s", one_line(e))
+        return False
+    except DatabaseError as e:
+        log.warning("%s; starting anyway, /health answers 503 until it does", one_line(e))
+        return True
+    finally:
+        db.close()  # never share a driver connection with the forked workers
+    log.info("ClickHouse %s (minimum %s)", v.text, MIN_CLICKHOUSE_TEXT)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +159,17 @@ def main(argv: list[str] | None = None) -> int:
         if busy:
             print(f"ooni-api: {busy}", file=sys.stderr)
             return 1
-    ApiServer(cfg, opts).run()
+    if not check_database(cfg):
+        return 1
+    mdir, owned = prepare_metrics_dir()
+    master = os.getpid()
+    try:
+        ApiServer(cfg, opts).run()
+    finally:
+        # Workers unwind through here too when they exit: only the master
+        # removes the directory, once every worker is gone.
+        if owned and os.getpid() == master:
+            shutil.rmtree(mdir, ignore_errors=True)
     return 0
 
 

@@ -28,6 +28,7 @@ from ooni_common.logs import setup_logging
 from ooni_common.metrics import from_config as metrics_from_config
 from ooni_common.ports import check_free, describe_holder
 from ooni_common.schema import ensure_all
+from ooni_common.server_version import check_server, one_line
 
 from ooniapi.runtime.busy import send_busy
 from ooniapi.runtime.control import ControlServer, NoServer, request_job, socket_path
@@ -71,11 +72,12 @@ def open_database(cfg: Config, purpose: str):
             raise Fatal(str(e)) from None
     try:
         db = connect(cfg.clickhouse_url)
+        check_server(db)
         ensure_all(db)
     except DatabaseError as e:
         if lock is not None:
             lock.release()
-        raise Fatal(f"cannot open the database {cfg.clickhouse_url}: {str(e).splitlines()[0]}") from None
+        raise Fatal(f"cannot open the database: {one_line(e)}") from None
     return db, lock
 
 
@@ -97,14 +99,23 @@ def make_server(host: str, port: int, app, *, threads: int = 64, read_timeout: f
     (more get an immediate 503) and a timeout on every read and write, so
     that slow clients can neither starve the others nor pile up threads."""
     from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+    from werkzeug.urls import uri_to_iri
 
     class QuietHandler(WSGIRequestHandler):
         timeout = read_timeout
 
-        # Access logs of every submission would drown the journal.
+        # Access logs of every submission would drown the journal; and
+        # werkzeug's own line colours the request with ANSI escapes, which
+        # end up in log files and the journal.
         def log_request(self, code="-", size="-"):
-            if str(code).startswith(("4", "5")) or log.isEnabledFor(logging.DEBUG):
-                super().log_request(code, size)
+            code = str(code)
+            if not (code.startswith(("4", "5")) or log.isEnabledFor(logging.DEBUG)):
+                return
+            try:
+                msg = f"{self.command} {uri_to_iri(self.path)} {self.request_version}"
+            except AttributeError:  # no path when the request line was bad
+                msg = self.requestline
+            self.log("info", '"%s" %s %s', msg.translate(self._control_char_table), code, size)
 
     class BoundedServer(ThreadedWSGIServer):
         slots = threading.BoundedSemaphore(threads)
@@ -150,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ooniapi.core.app import create_app
 
     api_metrics = metrics_from_config(cfg, "ooni-api")
-    # One registry: the API's /metrics shows the fastpath's gauges too.
+    # One registry: /metrics shows the fastpath and the jobs too.
     fp = FastpathDaemon(cfg, db, api_metrics.sibling("fastpath"), in_process=True)
     server = control = scheduler = runner = None
     try:
@@ -166,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         app.extensions["ooni"].extras["fastpath_health"] = fp.health_problem
         server = make_server(host, port, app, threads=cfg.get_int("STANDALONE_HTTP_THREADS", 64),
                              read_timeout=cfg.get_float("API_READ_TIMEOUT", 30.0))
-        runner = JobRunner(cfg, db, all_jobs(), metrics_from_config(cfg, "ooni-backend"))
+        runner = JobRunner(cfg, db, all_jobs(), api_metrics.sibling("ooni-backend"))
         scheduler = Scheduler(runner, cfg)
         scheduler.start()
         control = ControlServer(socket_path(cfg.data_dir), runner)

@@ -2,8 +2,14 @@
 and tcp_connect (§4.6)."""
 from __future__ import annotations
 
-from .common import (apply_fingerprint_matches, get_or, init_scores, match_http_response,
-                     probe_cc_for_confirmation, test_keys)
+from .common import (
+    apply_fingerprint_matches,
+    get_or,
+    init_scores,
+    match_http_response,
+    probe_cc_for_confirmation,
+    test_keys,
+)
 
 TCP_CONNECT_SOFT_FAILURES = ("generic_timeout_error", "connection_refused_error",
                              "connect_error", "tcp_timed_out_error")

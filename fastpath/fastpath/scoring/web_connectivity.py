@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import binascii
 
-from .common import (apply_fingerprint_matches, detect_unknown_failure, get_or,
-                     init_scores, match_http_response, probe_cc_for_confirmation,
-                     test_keys)
+from .common import (
+    apply_fingerprint_matches,
+    detect_unknown_failure,
+    get_or,
+    init_scores,
+    match_http_response,
+    probe_cc_for_confirmation,
+    test_keys,
+)
 
 BLOCKING_TYPES = ("tcp_ip", "dns", "http-diff", "http-failure")
 

@@ -15,6 +15,7 @@ import pytest
 
 from analysis import uploader
 from ooni_common.db import DatabaseError
+from ooni_common.metrics import Metrics
 from ooni_common.spool import Spool
 from ooni_common.store import StoreError, open_store
 from tests.conftest import REPO, free_port
@@ -117,8 +118,10 @@ def test_db_error_in_the_middle_then_next_run_succeeds(cfg, db, spool, posts, mo
         return real(table, *a, **kw)
 
     monkeypatch.setattr(db, "insert", failing)
+    m = Metrics("ooni_api_uploader", enabled=False)
     with pytest.raises(DatabaseError):
-        uploader.run(cfg, db, store=store, now=AFTER)
+        uploader.run(cfg, db, store=store, now=AFTER, metrics=m)
+    assert m.counters["ooni_api_uploader.run_failed"] == 1
     monkeypatch.setattr(db, "insert", real)
     archived = {r[0] for r in db.execute("SELECT measurement_uid FROM jsonl FINAL")}
     assert archived and all(u in archived or spool.read(u) for u in expected)

@@ -254,3 +254,24 @@ def test_fingerprints_reload_in_worker_processes_without_restart(daemon_factory,
     row = rows_by_uid(db, [uid2])[uid2]
     assert (row["anomaly"], row["confirmed"]) == ("t", "t")
     assert "ooni.ir_10dot10_ipv4_1" in row["scores"]
+
+
+def test_spec_timer_names_are_sent(cfg, db, shared_data):
+    """fastpath.md §12: the write timers and full_run per measurement."""
+    m = Metrics("fastpath", enabled=False)
+    samples = sorted((shared_data / "measurements").glob("*.json"))[:3]
+    d = FastpathDaemon(cfg, db, m, workers=0)
+    d.start()
+    try:
+        for i, p in enumerate(samples):
+            uid = f"20240305100000.{i:06d}_IT_webconnectivity_{i:016x}"
+            body = json.dumps({"format": "json", "content": json.loads(p.read_text())}).encode()
+            assert d.put(uid, body, timeout=10)
+        assert d.wait_idle(60)
+    finally:
+        d.stop()
+    assert m.timers["fastpath.full_run"][0] == len(samples)
+    assert m.timers["fastpath.clickhouse_upsert"][0] >= 1
+    assert m.timers["fastpath.db.clickhouse_upsert_summary"][0] == m.timers["fastpath.clickhouse_upsert"][0]
+    text = m.prometheus_text()
+    assert "fastpath_db_clickhouse_upsert_summary_ms_count" in text

@@ -31,7 +31,7 @@ class Clock:
 
 def make_runner(calls, fail=()):
     def job(name):
-        def run(cfg, db):
+        def run(cfg, db, metrics_root=None):
             calls.append(name)
             if name in fail:
                 raise RuntimeError(f"{name} broke")
@@ -89,7 +89,7 @@ def test_scheduler_failure_does_not_stop_schedule():
 def test_scheduler_thread_runs_and_stops():
     done = threading.Event()
 
-    def run(cfg, db):
+    def run(cfg, db, metrics_root=None):
         done.set()
     runner = JobRunner(Config({}), None, {"x": FakeJob("x", run, "X_INTERVAL", 0.01)},
                        Metrics("t", enabled=False))
@@ -142,7 +142,7 @@ def test_socket_path_falls_back_for_long_dirs(tmp_path):
 def test_runner_wait_idle_waits_for_running_job():
     started, release = threading.Event(), threading.Event()
 
-    def run(cfg, db):
+    def run(cfg, db, metrics_root=None):
         started.set()
         release.wait(10)
     runner = JobRunner(Config({}), None, {"slow": FakeJob("slow", run, "S", 0)},
@@ -182,3 +182,19 @@ def test_cli_unknown_job_is_one_line(capsys, tmp_path):
     assert standalone.main(["job", "nope", "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown job 'nope'; known jobs:" in err[0]
+
+
+def test_failed_job_is_one_error_line_traceback_at_debug(caplog):
+    import logging
+    r = make_runner([], fail={"beta"})
+    with caplog.at_level(logging.INFO, logger="ooni-backend"):
+        r.run("beta")
+    errors = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    assert "\n" not in errors[0].getMessage() and "beta broke" in errors[0].getMessage()
+    assert "Traceback" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="ooni-backend"):
+        r.run("beta")
+    assert len([rec for rec in caplog.records if rec.levelno >= logging.ERROR]) == 1
+    assert "Traceback" in caplog.text and "RuntimeError: beta broke" in caplog.text
