@@ -40,6 +40,7 @@ setup(
         "hyperscan>=0.7,<1; platform_machine == 'x86_64'",
         "PyJWT>=2.8,<3",
         "python-dateutil>=2.8,<3",
+        "pyarrow>=14,<27",
     ],
     extras_require={
         "test": [

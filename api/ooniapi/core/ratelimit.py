@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import lmdb
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from ooni_common.config import Config
 
@@ -363,6 +363,45 @@ def _session_account(cfg: Config) -> str | None:
 
 def limiter(app: Flask) -> RateLimiter:
     return app.extensions["ooni"].extras["rate_limiter"]
+
+
+class StreamCharge:
+    """Charges a streamed response for the time it really takes: the
+    after-request hook runs when the first byte is ready, so a stream takes
+    its client's charge over (``stream_charge``) and charges as it goes."""
+
+    def __init__(self, rl: RateLimiter, ck: ClientKey, start: float):
+        self.rl = rl
+        self.ck = ck
+        self.last = start
+
+    def charge_elapsed(self) -> None:
+        """The wall-clock time since the request started or the last call."""
+        now = time.monotonic()
+        self.charge_seconds(now - self.last)
+        self.last = now
+
+    def charge_seconds(self, seconds: float) -> None:
+        try:
+            self.rl.store.charge(self.ck, seconds)
+        except lmdb.Error:
+            log.exception("cannot charge quota for %s", self.ck.label)
+
+    def available(self) -> bool:
+        try:
+            return self.rl.store.is_available(self.ck)
+        except lmdb.Error:
+            return True
+
+
+def stream_charge() -> StreamCharge | None:
+    """Takes the current request's charge over from the after-request hook;
+    None when the request is not metered."""
+    ck = g.get("rl_client")
+    if ck is None:
+        return None
+    g.rl_client = None
+    return StreamCharge(limiter(current_app), ck, g.get("rl_start") or time.monotonic())
 
 
 def init_app(app: Flask) -> None:
