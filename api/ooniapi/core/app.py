@@ -32,6 +32,8 @@ BLUEPRINTS = [
     "ooniapi.aggregation.routes",
     "ooniapi.probe.collector_routes",
     "ooniapi.measurements.routes",
+    "ooniapi.measurements.export_routes",
+    "ooniapi.measurements.feed_routes",
     "ooniapi.probe.routes",
     "ooniapi.prioritization.routes",
     "ooniapi.oonirun.routes",
