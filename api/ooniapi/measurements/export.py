@@ -126,11 +126,15 @@ class Page:
 class KeysetPager:
     """Pages of at most ``page_rows`` rows in (measurement_start_time,
     measurement_uid) order, each read by one query bounded to a time window
-    that adapts to the data's density: it doubles while pages come back
-    short and halves when they fill up, so each query reads about a page."""
+    sized so that it holds about a page: a cheap count (no FINAL, a few
+    columns) checks the window before the page is read, and shrinks it when
+    it holds more than two pages. The page query sorts its whole window, so
+    this is what keeps the engine's memory per page bounded too. An empty
+    window jumps to the next row's time."""
 
     def __init__(self, where: list[str], params: dict[str, Any], lo: dt.datetime,
                  hi: dt.datetime, page_rows: int, run: Callable[[str, dict], Page],
+                 db: Database, settings: dict[str, Any],
                  first_window: dt.timedelta | None = None):
         self.where = where
         self.params = params
@@ -138,6 +142,8 @@ class KeysetPager:
         self.hi = hi
         self.page_rows = page_rows
         self.run = run
+        self.db = db
+        self.settings = settings
         self.window = first_window or dt.timedelta(hours=1)
         self.pages = 0
         self.rows = 0
@@ -146,29 +152,58 @@ class KeysetPager:
     def done(self) -> bool:
         return self.pos.uid is None and self.pos.time >= self.hi
 
+    def _after_pos(self, end: dt.datetime) -> tuple[str, dict[str, Any]]:
+        where = list(self.where)
+        p = dict(self.params, _w_end=end, _w_lo=self.pos.time, _limit=self.page_rows)
+        if self.pos.uid is None:
+            where.append("measurement_start_time > {_w_lo:DateTime}")
+        else:
+            where.append("measurement_start_time >= {_w_lo:DateTime}")
+            where.append("(measurement_start_time > {_w_lo:DateTime} "
+                         "OR measurement_uid > {_w_uid:String})")
+            p["_w_uid"] = self.pos.uid
+        where.append("measurement_start_time <= {_w_end:DateTime}")
+        return " AND ".join(where), p
+
+    def _count(self, where_sql: str, p: dict[str, Any]) -> tuple[int, dt.datetime | None]:
+        """Rows in the window (an upper bound: not yet merged versions count
+        twice) and the first row's time."""
+        rows = self.db.execute(
+            f"SELECT count(), min(measurement_start_time) FROM fastpath WHERE {where_sql}",
+            p, self.settings)
+        n = int(rows[0][0]) if rows else 0
+        return n, (rows[0][1] if n else None)
+
     def next_page(self) -> Page | None:
         """The next non-empty page, or None at the end."""
+        one_s = dt.timedelta(seconds=1)
         while not self.done:
             end = min(self.hi, self.pos.time + self.window)
-            where = list(self.where)
-            p = dict(self.params, _w_end=end, _w_lo=self.pos.time, _limit=self.page_rows)
-            if self.pos.uid is None:
-                where.append("measurement_start_time > {_w_lo:DateTime}")
-            else:
-                where.append("measurement_start_time >= {_w_lo:DateTime}")
-                where.append("(measurement_start_time > {_w_lo:DateTime} "
-                             "OR measurement_uid > {_w_uid:String})")
-                p["_w_uid"] = self.pos.uid
-            where.append("measurement_start_time <= {_w_end:DateTime}")
-            page = self.run(" AND ".join(where), p)
+            where_sql, p = self._after_pos(end)
+            n, _ = self._count(where_sql, p)
+            if n == 0:
+                # nothing up to ``end``: go straight to the next row, if any
+                self.pos = Position(end)
+                if self.done:
+                    break
+                where_sql, p = self._after_pos(self.hi)
+                n, first = self._count(where_sql, p)
+                if n == 0:
+                    self.pos = Position(self.hi)
+                    break
+                self.pos = Position(max(end, first - one_s))
+                continue
+            if n > 2 * self.page_rows and self.window > one_s:
+                self.window = max(one_s, self.window * (self.page_rows / n))
+                continue
+            page = self.run(where_sql, p)
             self.pages += 1
             if page.rows >= self.page_rows:
                 assert page.last is not None
                 self.pos = Position(page.last[0], page.last[1])
-                self.window = max(dt.timedelta(seconds=1), self.window / 2)
             else:
                 self.pos = Position(end)
-                if self.window < dt.timedelta(days=3660):
+                if n < self.page_rows // 2 and self.window < dt.timedelta(days=3660):
                     self.window *= 2
             if page.rows:
                 self.rows += page.rows

@@ -123,7 +123,8 @@ def export_measurements() -> Response:
     hi = q.params.get("until") or DB_MAX
     # A report is a few thousand rows found through its index: one window.
     first_window = hi - lo if "report_id" in q.params else None
-    pager = ex.KeysetPager(q.where, params, lo, hi, page_rows, run, first_window)
+    pager = ex.KeysetPager(q.where, params, lo, hi, page_rows, run, svc.db, settings,
+                           first_window)
 
     t0 = time.monotonic()
     first = _run_first(pager)
