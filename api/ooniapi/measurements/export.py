@@ -194,7 +194,9 @@ class KeysetPager:
                 self.pos = Position(max(end, first - one_s))
                 continue
             if n > 2 * self.page_rows and self.window > one_s:
-                self.window = max(one_s, self.window * (self.page_rows / n))
+                # whole seconds: the bounds are DateTime parameters
+                secs = int(self.window.total_seconds() * self.page_rows / n)
+                self.window = dt.timedelta(seconds=max(1, secs))
                 continue
             page = self.run(where_sql, p)
             self.pages += 1

@@ -218,3 +218,25 @@ def test_empty_export_is_a_valid_file(client, db):
     assert list(csv.reader(io.StringIO(r.get_data(as_text=True))))[0][0] == "measurement_uid"
     r = client.get("/api/v1/measurements/export?format=jsonl&since=2020-01-01&until=2020-01-02")
     assert r.get_data() == b""
+
+
+def test_dense_bursts_and_long_gaps(db, small_pages):
+    """Windows shrink around a burst (many pages inside one second) and jump
+    over a gap of years to the next row."""
+    burst = msm_rows.generate(60, seed=9, start=dt.datetime(2021, 7, 20, 12),
+                              span=dt.timedelta(minutes=2))
+    early = msm_rows.generate(5, seed=10, start=dt.datetime(2018, 1, 1),
+                              span=dt.timedelta(days=1))
+    msm_rows.insert(db, burst + early)
+    c = small_pages.test_client()
+    q = "since=2017-01-01&until=2021-08-01"
+    got = [json.loads(x) for x in
+           c.get(f"/api/v1/measurements/export?format=jsonl&{q}").get_data().splitlines()]
+    want = []
+    url = f"/api/v1/measurements?{q}&order=asc&limit=100"
+    while url:
+        doc = c.get(url).get_json()
+        want += doc["results"]
+        url = doc["metadata"]["next_url"]
+        url = url.split("api.ooni.io", 1)[1] if url else None
+    assert len(want) == 65 and got == want
