@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,22 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from query_bench import Api, free_port, start_server  # noqa: E402
+import query_bench  # noqa: E402
+from query_bench import Api, free_port  # noqa: E402
+
+
+def start_server(data_dir: Path, port: int, log: Path, extra_env: dict[str, str]):
+    """query_bench.start_server with extra configuration (it drops OONI_*
+    variables from its own environment)."""
+    real_popen = subprocess.Popen
+
+    def popen(cmd, env=None, **kw):
+        return real_popen(cmd, env={**(env or {}), **extra_env}, **kw)
+    query_bench.subprocess.Popen = popen
+    try:
+        return query_bench.start_server(data_dir, port, log)
+    finally:
+        query_bench.subprocess.Popen = real_popen
 
 
 def refresh_summary(data_dir: Path) -> None:
@@ -64,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                                  ("raw FINAL", False, args.raw_requests)):
         if n <= 0:
             continue
-        os.environ["OONI_AGGREGATION_SUMMARY"] = "true" if summary_on else "false"
-        os.environ["OONI_AGGREGATION_MAX_EXECUTION_TIME"] = "600"
+        extra = {"OONI_AGGREGATION_SUMMARY": "true" if summary_on else "false",
+                 "OONI_AGGREGATION_MAX_EXECUTION_TIME": "600"}
         port = free_port()
         log = Path(tempfile.mkdtemp(prefix="agg-bench-")) / "backend.log"
-        p = start_server(data_dir, port, log)
+        p = start_server(data_dir, port, log, extra)
         try:
             api = Api(f"http://127.0.0.1:{port}")
             times, groups, total = [], 0, 0
@@ -80,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 groups = len(doc["result"])
                 total = sum(r["measurement_count"] for r in doc["result"])
                 times.append(secs)
+                stats = doc.get("db_stats", {})
             times.sort()
             p50 = statistics.median(times)
             p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
@@ -88,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
                 verdict = " OK" if p50 < 1 else " BELOW TARGET"
                 ok &= p50 < 1
             print(f"{label:10s} {n:3d} requests: p50 {p50 * 1000:8.0f} ms  p99 {p99 * 1000:8.0f} ms"
-                  f"  ({groups:,} groups, {total:,} measurements){verdict}", flush=True)
+                  f"  ({groups:,} groups, {total:,} measurements; engine read "
+                  f"{stats.get('row_count', 0):,} rows, {stats.get('bytes', 0) / 2**20:,.0f} MiB)"
+                  f"{verdict}", flush=True)
         finally:
             p.terminate()
             p.wait(60)
