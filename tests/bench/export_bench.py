@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,12 +51,15 @@ def export(port: int, fmt: str, query: str, out: Path | None, gzip: bool = False
         raise SystemExit(f"export {fmt}: HTTP {r.status}: {r.read()[:300]!r}")
     n_bytes = newlines = 0
     f = out.open("wb") if out else None
+    unzip = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
     while True:
         chunk = r.read(1 << 20)
         if not chunk:
             break
         n_bytes += len(chunk)
-        if fmt != "parquet" and not gzip:
+        if unzip is not None:
+            newlines += unzip.decompress(chunk).count(b"\n")
+        elif fmt != "parquet":
             newlines += chunk.count(b"\n")
         if f:
             f.write(chunk)
