@@ -24,6 +24,7 @@ import io
 import logging
 import re
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -447,17 +448,29 @@ def iter_export(pager: KeysetPager, writer: Writer,
                 fetch_bodies: Callable[[list[tuple[str, str, str]]], list[bytes | None]] | None,
                 first: Page | None) -> Iterator[bytes]:
     """The byte chunks of the export; ``first`` is a page read before the
-    response started (so that its errors are still an HTTP status)."""
+    response started (so that its errors are still an HTTP status).
+
+    The next page is read by a helper thread while this one is encoded and
+    sent: the engine and the encoder then use both cores, and at most two
+    pages are held. Closing the generator waits for that one read at most,
+    and reads nothing more."""
     out = writer.header()
     if out:
         yield out
     page = first
-    while page is not None:
-        bodies = fetch_bodies(page.body_keys or []) if fetch_bodies is not None else None
-        out = writer.page(page, bodies)
-        if out:
-            yield out
-        page = pager.next_page()
+    with ThreadPoolExecutor(1, thread_name_prefix="export-page") as pool:
+        nxt: Future | None = pool.submit(pager.next_page) if page is not None else None
+        try:
+            while page is not None:
+                bodies = fetch_bodies(page.body_keys or []) if fetch_bodies is not None else None
+                out = writer.page(page, bodies)
+                if out:
+                    yield out
+                page = nxt.result() if nxt is not None else None
+                nxt = pool.submit(pager.next_page) if page is not None else None
+        finally:
+            if nxt is not None:
+                nxt.cancel()
     out = writer.footer()
     if out:
         yield out
