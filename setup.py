@@ -44,6 +44,7 @@ setup(
         "PyJWT>=2.8,<3",
         "python-dateutil>=2.8,<3",
         "ooniauth-py>=0.3.3,<0.4",
+        "pyarrow>=14,<27",
     ],
     extras_require={
         # The embedded ClickHouse of `ooni-backend run` (about 900 MB

@@ -49,6 +49,9 @@ _JOBS = (
     Job("uploader", _lazy("analysis.uploader", "run_job"), "UPLOADER_INTERVAL", HOUR),
     Job("citizenlab", _lazy("analysis.citizenlab", "run_job"), "CITIZENLAB_INTERVAL", HOUR / 2),
     Job("fingerprints", _lazy("analysis.fingerprints", "run_job"), "FINGERPRINTS_INTERVAL", HOUR),
+    # Daily counters that let /api/v1/aggregation answer any range quickly.
+    Job("aggregation-summary", _lazy("ooniapi.aggregation.summary", "run_job"),
+        "AGGREGATION_SUMMARY_INTERVAL", 600),
     Job("asnmeta", _lazy("analysis.asnmeta", "run_job"), "ASNMETA_INTERVAL", 7 * 24 * HOUR),
     # Standalone ships the test MMDB files; downloading needs an operator's URL.
     Job("geoip", _lazy("analysis.geoip_download", "run_job"), "GEOIP_INTERVAL", 0),

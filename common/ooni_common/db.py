@@ -97,6 +97,23 @@ class Database(ABC):
             for r in res.rows)
         return JsonRows(data.encode("utf-8", "replace"), res.stats)
 
+    def select_lines(self, sql: str, params: Mapping[str, Any] | None = None,
+                     settings: Mapping[str, Any] | None = None) -> bytes:
+        """The one String column of each row as UTF-8, one row per line: the
+        SQL builds each line (e.g. a JSON document), so a large result is
+        never turned into Python values. The values must hold no newline."""
+        rows = self.select(sql, params, settings).rows
+        return "".join(f"{r[0]}\n" for r in rows).encode("utf-8", "replace")
+
+    def select_arrow(self, sql: str, params: Mapping[str, Any] | None = None,
+                     settings: Mapping[str, Any] | None = None):
+        """The result as a ``pyarrow.Table`` (columns in SELECT order)."""
+        import pyarrow as pa
+
+        res = self.select(sql, params, settings)
+        cols = list(zip(*res.rows)) if res.rows else [()] * len(res.columns)
+        return pa.table({n: pa.array(list(c)) for n, c in zip(res.columns, cols)})
+
     def query_one(self, sql: str, params: Mapping[str, Any] | None = None,
                   settings: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         rows = self.query(sql, params, settings)
@@ -411,6 +428,21 @@ class ChdbDatabase(Database):
         stats = {"rows_read": res.storage_rows_read(), "bytes_read": res.storage_bytes_read(),
                  "elapsed": res.elapsed()}
         return JsonRows(res.bytes() or b"", stats)
+
+    def select_lines(self, sql, params=None, settings=None) -> bytes:
+        # TabSeparatedRaw of one column: the engine writes each value as is.
+        res = self._raw(_with_settings(sql, settings or {}), params or {}, fmt="TabSeparatedRaw")
+        return res.bytes() or b""
+
+    def select_arrow(self, sql, params=None, settings=None):
+        import pyarrow as pa
+        import pyarrow.ipc
+
+        res = self._raw(_with_settings(sql, settings or {}), params or {}, fmt="ArrowStream")
+        data = res.bytes()
+        if not data:
+            return pa.table({})
+        return pyarrow.ipc.open_stream(data).read_all()
 
     def _insert(self, table, columns, rows, settings) -> None:
         head = f"INSERT INTO {table} ({', '.join(columns)})"

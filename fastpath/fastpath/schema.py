@@ -52,6 +52,31 @@ DDL = [
     # to parts written from now on (MATERIALIZE INDEX covers older ones).
     "ALTER TABLE fastpath ADD INDEX IF NOT EXISTS fastpath_domain_idx domain TYPE bloom_filter(0.01) GRANULARITY 1",
     "ALTER TABLE fastpath ADD INDEX IF NOT EXISTS fastpath_input_idx input TYPE bloom_filter(0.01) GRANULARITY 1",
+    # The live feed reads rows by insert time (/api/v1/measurements/feed):
+    # recent rows sit in few granules, which this index finds.
+    "ALTER TABLE fastpath ADD INDEX IF NOT EXISTS fastpath_update_time_idx update_time TYPE minmax GRANULARITY 1",
+    # Daily counters for /api/v1/aggregation over any range (see
+    # ooniapi/aggregation/summary.py): the last insert time of each day of
+    # measurements, and the summary computed from fastpath FINAL per day.
+    """CREATE TABLE IF NOT EXISTS fastpath_day_touch (
+    `day` Date,
+    `last_insert` DateTime64(3)
+    ) ENGINE = ReplacingMergeTree(last_insert) ORDER BY day""",
+    """CREATE TABLE IF NOT EXISTS fastpath_daily (
+    `day` Date,
+    `probe_cc` LowCardinality(String),
+    `test_name` LowCardinality(String),
+    `anomaly_count` UInt64,
+    `confirmed_count` UInt64,
+    `failure_count` UInt64,
+    `ok_count` UInt64,
+    `measurement_count` UInt64,
+    `version` DateTime64(3)
+    ) ENGINE = ReplacingMergeTree(version) ORDER BY (day, probe_cc, test_name)""",
+    """CREATE TABLE IF NOT EXISTS fastpath_daily_days (
+    `day` Date,
+    `version` DateTime64(3)
+    ) ENGINE = ReplacingMergeTree(version) ORDER BY day""",
     """CREATE TABLE IF NOT EXISTS obs_openvpn (
     `anomaly` Int8,
     `bootstrap_time` Float32,
@@ -118,6 +143,20 @@ DDL = [
 ]
 
 
+# Created after the tables, by ensure_schema: rows already in fastpath then
+# get their days recorded once.
+DAY_TOUCH_VIEW = """CREATE MATERIALIZED VIEW IF NOT EXISTS fastpath_day_touch_mv
+    TO fastpath_day_touch AS
+    SELECT toDate(measurement_start_time) AS day, max(update_time) AS last_insert
+    FROM fastpath GROUP BY day"""
+
+
 def ensure_schema(db: Database) -> None:
     for ddl in DDL:
         db.command(ddl)
+    exists = db.execute("SELECT count() FROM system.tables WHERE database = currentDatabase() "
+                        "AND name = 'fastpath_day_touch_mv'")[0][0]
+    if not exists:
+        db.command(DAY_TOUCH_VIEW)
+        db.command("INSERT INTO fastpath_day_touch SELECT toDate(measurement_start_time), "
+                   "max(update_time) FROM fastpath GROUP BY 1")

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, request
 
 from ooni_common.db import DatabaseError, QueryTimeout
 
+from ooniapi.aggregation import summary
 from ooniapi.core import params
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest
@@ -166,9 +167,13 @@ def parse_query(args) -> AggregationQuery:
     return q
 
 
-def build_sql(q: AggregationQuery) -> tuple[str, dict[str, Any]]:
+def build_sql(q: AggregationQuery,
+              plan: summary.Plan | None = None) -> tuple[str, dict[str, Any]]:
     """The SELECT for a validated query, with its parameters. Only
-    identifiers from DIMENSIONS / TIME_GRAIN_SQL reach the SQL text."""
+    identifiers from DIMENSIONS / TIME_GRAIN_SQL reach the SQL text. With a
+    ``plan`` the clean days come from the daily summary (summary.py)."""
+    if plan is not None:
+        return summary.build_sql(q, plan)
     where: list[str] = []
     p: dict[str, Any] = {}
 
@@ -231,14 +236,31 @@ def build_sql(q: AggregationQuery) -> tuple[str, dict[str, Any]]:
     return sql, p
 
 
-def build_named_sql(q: AggregationQuery) -> tuple[str, dict[str, Any]]:
+def build_named_sql(q: AggregationQuery,
+                    plan: summary.Plan | None = None) -> tuple[str, dict[str, Any]]:
     """``build_sql`` with the answer's keys as column names (the axes, then
     the counters), for the engine to write the JSON objects itself."""
-    sql, p = build_sql(q)
+    sql, p = build_sql(q, plan)
     cols = [f"d{i} AS {axis}" for i, axis in enumerate(q.axes)] + list(COUNTERS)
     # The outer ORDER BY restates the inner one: a subquery's order is not
     # guaranteed to survive the outer SELECT.
     return (f"SELECT {', '.join(cols)}\nFROM ({sql})\nORDER BY {', '.join(q.axes)}", p)
+
+
+def _summary_plan(q: AggregationQuery) -> summary.Plan | None:
+    """The days the daily summary answers exactly, when it can answer the
+    query at all; otherwise (or on any error) the raw table is read."""
+    svc = services()
+    if not svc.cfg.get_bool("AGGREGATION_SUMMARY", True) or not summary.applicable(q):
+        return None
+    try:
+        plan = summary.plan(svc.db, q.since, q.until, {"max_execution_time": 10})
+    except DatabaseError as e:
+        log.warning("aggregation summary unavailable, reading fastpath: %s", e)
+        return None
+    if plan is not None:
+        svc.metrics.incr("aggregation_summary_days", len(plan.clean))
+    return plan
 
 
 def _run_db(method: str, sql: str, p: dict[str, Any]):
@@ -276,7 +298,7 @@ def _db_stats(st, elapsed: float) -> dict[str, Any]:
 def run_query(q: AggregationQuery) -> tuple[Any, dict[str, Any]]:
     """The result as Python values: a counters object without axes, else a
     list of them."""
-    sql, p = build_sql(q)
+    sql, p = build_sql(q, _summary_plan(q))
     res, elapsed = _run_db("select", sql, p)
     # SELECT order: the axes (d0, d1), then the counters.
     keys = q.axes + list(COUNTERS)
@@ -293,7 +315,7 @@ def run_query_json(q: AggregationQuery) -> tuple[bytes, dict[str, Any]]:
     would give, written by the engine: a year by day for 200 countries is
     61k objects, and building then encoding them in Python costs about as
     much as the query."""
-    sql, p = build_named_sql(q)
+    sql, p = build_named_sql(q, _summary_plan(q))
     res, elapsed = _run_db("select_json_rows", sql, p)
     return res.array(), _db_stats(res.stats, elapsed)
 

@@ -32,6 +32,8 @@ BLUEPRINTS = [
     "ooniapi.aggregation.routes",
     "ooniapi.probe.collector_routes",
     "ooniapi.measurements.routes",
+    "ooniapi.measurements.export_routes",
+    "ooniapi.measurements.feed_routes",
     "ooniapi.probe.routes",
     "ooniapi.probe.credentials_routes",
     "ooniapi.prioritization.routes",

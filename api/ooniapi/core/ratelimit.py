@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import lmdb
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from ooni_common.config import Config
 
@@ -395,6 +395,47 @@ def client_keys(rl: "RateLimiter", addr: IpAddress, sess) -> list[ClientKey]:
 
 def limiter(app: Flask) -> RateLimiter:
     return app.extensions["ooni"].extras["rate_limiter"]
+
+
+class StreamCharge:
+    """Charges a streamed response for the time it really takes: the
+    after-request hook runs when the first byte is ready, so a stream takes
+    its client's charges over (``stream_charge``) and charges as it goes:
+    every budget the request draws on (a user's network and account)."""
+
+    def __init__(self, rl: RateLimiter, keys: list[ClientKey], start: float):
+        self.rl = rl
+        self.keys = keys
+        self.last = start
+
+    def charge_elapsed(self) -> None:
+        """The wall-clock time since the request started or the last call."""
+        now = time.monotonic()
+        self.charge_seconds(now - self.last)
+        self.last = now
+
+    def charge_seconds(self, seconds: float) -> None:
+        try:
+            for ck in self.keys:
+                self.rl.store.charge(ck, seconds)
+        except lmdb.Error:
+            log.exception("cannot charge quota for %s", ", ".join(k.label for k in self.keys))
+
+    def available(self) -> bool:
+        try:
+            return all(self.rl.store.is_available(ck) for ck in self.keys)
+        except lmdb.Error:
+            return True
+
+
+def stream_charge() -> StreamCharge | None:
+    """Takes the current request's charges over from the after-request hook;
+    None when the request is not metered."""
+    keys = g.get("rl_clients")
+    if not keys:
+        return None
+    g.rl_clients = []
+    return StreamCharge(limiter(current_app), keys, g.get("rl_start") or time.monotonic())
 
 
 def init_app(app: Flask) -> None:

@@ -155,7 +155,7 @@ def test_backup_fixed_string_padding_dropped():
 def test_registry():
     jobs = all_jobs()
     assert set(jobs) == {"uploader", "citizenlab", "fingerprints", "asnmeta", "geoip", "db-backup",
-                         "detector", "rotation"}
+                         "detector", "rotation", "aggregation-summary"}
     for name, job in jobs.items():
         assert isinstance(job, Job) and job.name == name and callable(job.run)
         assert job.interval_key.endswith("_INTERVAL")
