@@ -30,6 +30,7 @@ from typing import Any
 
 from ooni_common.config import Config
 from ooni_common.db import Database
+from ooni_common.metrics import Metrics, job_metrics
 
 log = logging.getLogger("ooni-api.aggregation")
 
@@ -198,6 +199,10 @@ def refresh_day(db: Database, day: dt.date) -> None:
     db.insert("fastpath_daily_days", ["day", "version"], [[day, version]])
 
 
-def run_job(cfg: Config, db: Database) -> None:
+def run_job(cfg: Config, db: Database, metrics_root: Metrics | None = None) -> None:
+    """The ``aggregation-summary`` job (analysis.jobs)."""
     n = refresh(db, cfg.get_int("AGGREGATION_SUMMARY_MAX_DAYS", 0) or None)
     log.info("aggregation summary: %d days refreshed", n)
+    metrics = job_metrics(metrics_root, "aggregation_summary")
+    if metrics is not None:
+        metrics.incr("days_refreshed", n)

@@ -134,3 +134,15 @@ def test_days_stamped_after_the_version_stay_dirty(db):
     msm_rows.insert(db, msm_rows.generate(20, seed=14, start=START, span=dt.timedelta(days=1)))
     summary.refresh(db)
     assert summary.plan(db, None, None, {}) is None
+
+
+def test_job_runs_from_the_registry(cfg, db):
+    # The standalone scheduler and `ooni-backend job` call every job as
+    # run(cfg, db, metrics_root): this one once took two arguments only.
+    from analysis.jobs import all_jobs
+    from ooni_common.metrics import Metrics
+    day = dt.datetime(2024, 3, 1, 12)
+    msm_rows.insert(db, [msm_rows.row(measurement_start_time=day)])
+    root = Metrics("ooni-backend", enabled=False)
+    all_jobs()["aggregation-summary"].run(cfg, db, root)
+    assert root.sibling("aggregation_summary").counters.get("aggregation_summary.days_refreshed") >= 1
