@@ -148,9 +148,13 @@ lab_config() {
         && printf 'DATA_DIR = "/var/lib/ooniapi/lab"\nLISTEN_HOST = "127.0.0.1"\n' > "$ROOT/etc/ooni/lab.toml"
 }
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 standalone_refuses_without_chdb() {
     local out
-    out=$(in_root chroot --userspec=ooniapi:ooniapi / ooni-backend run --config /etc/ooni/lab.toml --port 1 2>&1)
+    # A free port: the port is checked before the database is opened.
+    out=$(in_root chroot --userspec=ooniapi:ooniapi / ooni-backend run --config /etc/ooni/lab.toml \
+          --port "$(free_port)" 2>&1)
     local rc=$?
     echo "exit $rc: $out"
     [ $rc = 1 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q 'needs the chdb package'
@@ -191,7 +195,6 @@ print(f"imported {len(native)} extension modules and {n} modules of the backend"
 PY
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 standalone_submit_and_find() {
     local port rc
