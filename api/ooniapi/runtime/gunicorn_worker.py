@@ -1,12 +1,9 @@
-"""gunicorn's threaded worker with two guards against slow clients, for
-``ooni-api`` running without nginx in front (nginx absorbs most of this,
-docs/operations.md):
-
-- every read of a request (and write of its answer) has a timeout, so that
-  a client that stalls mid-request frees its thread;
-- a connection that arrives while every thread is busy is answered at once
-  with a 503 instead of waiting, unseen, in the pool's queue.
-"""
+"""gunicorn's threaded worker, bounded: a connection that arrives while
+every thread is busy is answered at once with a 503 instead of waiting,
+unseen, in the pool's queue. With the body read timeout of
+``ooniapi.core.body`` it keeps slow clients from starving the others when
+``ooni-api`` runs without nginx in front (nginx absorbs most of this,
+docs/operations.md)."""
 from __future__ import annotations
 
 import threading
