@@ -49,14 +49,6 @@ TIME_GRAIN_SQL = {
 }
 TIME_GRAINS = ("hour", "day", "week", "month", "year", "auto")
 
-COUNTERS_SQL = """
-    countIf(anomaly = 't' AND confirmed = 'f' AND msm_failure = 'f') AS anomaly_count,
-    countIf(confirmed = 't' AND msm_failure = 'f') AS confirmed_count,
-    countIf(msm_failure = 't') AS failure_count,
-    countIf(anomaly = 'f' AND confirmed = 'f' AND msm_failure = 'f') AS ok_count,
-    count() AS measurement_count"""
-COUNTERS = ("anomaly_count", "confirmed_count", "failure_count", "ok_count",
-            "measurement_count")
 
 # ClickHouse priority 4: below interactive queries (api.md §5.1, §17).
 DEFAULT_PRIORITY = 4
@@ -228,7 +220,7 @@ def build_sql(q: AggregationQuery,
         group.append(alias)
 
     # FINAL: a re-scored measurement is one row, not two, until merges.
-    sql = f"SELECT {', '.join(select + [COUNTERS_SQL])}\nFROM fastpath FINAL {join}"
+    sql = f"SELECT {', '.join(select + [summary.COUNTERS_SQL])}\nFROM fastpath FINAL {join}"
     if where:
         sql += "\nWHERE " + " AND ".join(where)
     if group:
@@ -241,7 +233,7 @@ def build_named_sql(q: AggregationQuery,
     """``build_sql`` with the answer's keys as column names (the axes, then
     the counters), for the engine to write the JSON objects itself."""
     sql, p = build_sql(q, plan)
-    cols = [f"d{i} AS {axis}" for i, axis in enumerate(q.axes)] + list(COUNTERS)
+    cols = [f"d{i} AS {axis}" for i, axis in enumerate(q.axes)] + list(summary.COUNTERS)
     # The outer ORDER BY restates the inner one: a subquery's order is not
     # guaranteed to survive the outer SELECT.
     return (f"SELECT {', '.join(cols)}\nFROM ({sql})\nORDER BY {', '.join(q.axes)}", p)
@@ -301,12 +293,12 @@ def run_query(q: AggregationQuery) -> tuple[Any, dict[str, Any]]:
     sql, p = build_sql(q, _summary_plan(q))
     res, elapsed = _run_db("select", sql, p)
     # SELECT order: the axes (d0, d1), then the counters.
-    keys = q.axes + list(COUNTERS)
+    keys = q.axes + list(summary.COUNTERS)
     rows = [dict(zip(keys, r)) for r in res.rows]
     if q.axes:
         result: Any = rows
     else:
-        result = rows[0] if rows else {c: 0 for c in COUNTERS}
+        result = rows[0] if rows else {c: 0 for c in summary.COUNTERS}
     return result, _db_stats(res.stats, elapsed)
 
 
@@ -324,7 +316,7 @@ def to_csv(result: Any, axes: list[str]) -> str:
     """Header of the sorted keys, then one line per result; an empty
     grouped result is a header-only file."""
     rows = result if isinstance(result, list) else [result]
-    keys = sorted(COUNTERS + tuple(axes))
+    keys = sorted(summary.COUNTERS + tuple(axes))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(keys)

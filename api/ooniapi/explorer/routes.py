@@ -315,7 +315,7 @@ def network_stats() -> Response:
     rows = st.network_stats(cc, first, end, limit, offset) if offset < total else []
     next_url = None
     if offset + len(rows) < total:
-        base = services().cfg.get_str("BASE_URL", "") or request.url_root
+        base = base_url()
         qs = urlencode({"limit": limit, "offset": offset + limit, "probe_cc": cc})
         next_url = urljoin(base, f"{PREFIX}/network_stats?{qs}")
     metadata = {"offset": offset, "limit": limit, "current_page": math.ceil(offset / limit) + 1,

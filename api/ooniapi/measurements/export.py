@@ -24,6 +24,7 @@ import io
 import logging
 import re
 import zlib
+from abc import ABC, abstractmethod
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -328,14 +329,15 @@ class _Sink(io.RawIOBase):
         return out
 
 
-class Writer:
+class Writer(ABC):
     """Turns pages into bytes of one format."""
 
     def header(self) -> bytes:
         return b""
 
+    @abstractmethod
     def page(self, page: Page, bodies: list[bytes | None] | None) -> bytes:
-        raise NotImplementedError
+        """The bytes of one page of rows (with their bodies, when asked)."""
 
     def footer(self) -> bytes:
         return b""

@@ -15,6 +15,7 @@ from ooni_common.timeutil import utcnow
 
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, DatabaseTimeout
+from ooniapi.core.http import base_url
 from ooniapi.core.params import parse_truthy
 from ooniapi.core.ratelimit import stream_charge
 from ooniapi.measurements import export as ex
@@ -112,8 +113,7 @@ def export_measurements() -> Response:
         else cfg.get_int("EXPORT_PAGE_ROWS", 50000)
     settings = _page_settings()
     params = dict(q.params)
-    params["raw_url"] = urljoin(cfg.get_str("BASE_URL", "") or request.url_root,
-                                "/api/v1/raw_measurement") + "?measurement_uid="
+    params["raw_url"] = urljoin(base_url(), "/api/v1/raw_measurement") + "?measurement_uid="
     if fmt == "jsonl":
         run = ex.jsonl_body_page_runner(svc.db, settings) if with_body \
             else ex.jsonl_page_runner(svc.db, settings)
