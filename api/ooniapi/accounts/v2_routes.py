@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from ooni_common.timeutil import iso_z, utcnow
 
@@ -16,6 +16,7 @@ from ooniapi.accounts import mailer
 from ooniapi.accounts import store as accounts_store
 from ooniapi.core import auth, strict_json
 from ooniapi.core.auth import credentialed
+from ooniapi.core.body import read_body
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest, Unauthorized
 from ooniapi.core.http import json_response
@@ -30,7 +31,7 @@ EMAIL_MIN, EMAIL_MAX = 5, 255
 
 
 def _json_object(required: bool) -> dict[str, Any]:
-    raw = request.get_data(cache=False)
+    raw = read_body()
     if len(raw) > MAX_BODY:
         raise BadRequest(f"Request body too large (limit {MAX_BODY} bytes)")
     if not raw.strip():

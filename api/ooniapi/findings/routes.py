@@ -21,6 +21,7 @@ from ooni_common.timeutil import utcnow
 from ooniapi.core import strict_json
 from ooniapi.core.auth import Session, current_session, optional_session, require_role
 from ooniapi.core.auth import account_id as email_account_id
+from ooniapi.core.body import read_body
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, Conflict, Forbidden, NotFound, OoniError
 from ooniapi.core.http import json_response
@@ -212,7 +213,7 @@ def post_action(action: str) -> Response:
 
 
 def _read_body() -> dict[str, Any]:
-    raw = request.get_data(cache=False)
+    raw = read_body()
     if not raw.strip():
         raise InvalidParams("body", "missing JSON body")
     try:

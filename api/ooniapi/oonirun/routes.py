@@ -14,6 +14,7 @@ from ooni_common.timeutil import utcnow
 
 from ooniapi.core import strict_json
 from ooniapi.core.auth import current_session, optional_session, require_role
+from ooniapi.core.body import read_body
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest, Forbidden, NotFound, StorageUnavailable
 from ooniapi.core.http import json_response
@@ -69,7 +70,7 @@ def _read_descriptor() -> tuple[dict[str, Any], str]:
     """The request's descriptor and the JSON text to store. Bad JSON, NaN,
     deep nesting and lone surrogates are 400s: the stored text must be valid
     UTF-8 JSON that the probe and the UI can decode."""
-    raw = request.get_data(cache=False)
+    raw = read_body()
     try:
         doc = strict_json.loads(raw)
         text = json.dumps(doc, ensure_ascii=False)
@@ -319,7 +320,7 @@ LIST_MAX_LIMIT = 1000
 def _v2_body() -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_V2_BODY:
         raise BadRequest(f"Request body too large (limit {MAX_V2_BODY} bytes)")
-    raw = request.get_data(cache=False)
+    raw = read_body()
     if len(raw) > MAX_V2_BODY:
         raise BadRequest(f"Request body too large (limit {MAX_V2_BODY} bytes)")
     try:
@@ -669,7 +670,7 @@ def probe_engine_descriptor(link_id: str, revision: str) -> Response:
     """
     rev = _revision(revision)
     lid = _v2_link_id(link_id)
-    raw = request.get_data(cache=False)
+    raw = read_body()
     body: Any = {}
     if raw.strip():
         if len(raw) > MAX_V2_BODY:

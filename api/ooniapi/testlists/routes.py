@@ -7,10 +7,11 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response
 
 from ooniapi.core import strict_json
 from ooniapi.core.auth import current_session, require_role
+from ooniapi.core.body import read_body
 from ooniapi.core.context import services
 from ooniapi.core.errors import Forbidden
 from ooniapi.core.http import json_response
@@ -47,7 +48,7 @@ def _account_id() -> str:
 
 
 def _body() -> dict[str, Any]:
-    raw = request.get_data(cache=False)
+    raw = read_body()
     if len(raw) > MAX_BODY:
         raise errors.bad_params(f"request body larger than {MAX_BODY} bytes")
     try:
