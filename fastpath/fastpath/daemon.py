@@ -134,16 +134,13 @@ class FastpathDaemon:
 
     # --- intake -----------------------------------------------------------
 
-    def _admit(self, uid: str, since: float | None = None, only_new: bool = False) -> bool:
+    def _admit(self, uid: str, since: float | None = None) -> None:
         with self._cond:
-            if only_new and self._inflight[uid] > 0:
-                return False
             if self._outstanding == 0:
                 self._busy_since = time.monotonic()
             self._outstanding += 1
             self._inflight[uid] += 1
             self._since.setdefault(uid, time.time() if since is None else since)
-            return True
 
     def _unadmit(self, uid: str) -> None:
         self._settle([uid], progress=False)
@@ -151,10 +148,7 @@ class FastpathDaemon:
     def submit(self, uid: str, body: bytes) -> bool:
         if not self._accepting:
             return False
-        if not self._admit(uid, only_new=True):
-            # Already being scored: at start-up the spool scan can feed an
-            # entry whose notification arrives a moment later.
-            return True
+        self._admit(uid)
         with self._backlog_cond:
             # Behind a backlog the queue must not be jumped (the feeder
             # thread keeps the order), so only an empty backlog tries it.

@@ -50,21 +50,6 @@ def test_fastpath_notifications_beyond_the_queue_size_are_all_scored_promptly(
     assert metrics.counters.get("fastpath.queue_full", 0) == 0
 
 
-def test_fastpath_notification_of_a_measurement_already_fed_scores_it_once(
-        daemon_factory, db, shared_data, fp_cfg, metrics):
-    # At start-up the spool scan may feed an entry whose notification
-    # arrives while it is being scored: it was scored twice.
-    d = daemon_factory(workers=0, cfg=_no_rescan(fp_cfg))
-    (uid, body), = _posts(shared_data, 1)
-    Spool(fp_cfg.spool_dir).write(uid, body)
-    with d.writer._cond:  # held: the fed measurement stays in flight
-        assert d.put(uid, body, timeout=5)
-        assert d.submit(uid, body)
-    assert d.wait_idle(30)
-    assert metrics.counters["fastpath.processed"] == 1
-    assert list(rows_by_uid(db, [uid])) == [uid]
-
-
 def test_fastpath_full_backlog_is_refused_and_left_to_the_spool(daemon_factory, shared_data,
                                                                  fp_cfg, metrics):
     d = daemon_factory(workers=0, cfg=_no_rescan(fp_cfg, FASTPATH_QUEUE_SIZE="1",
