@@ -91,7 +91,13 @@ def test_slow_clients_do_not_starve_others(port):
         while _get(port) != 200:
             assert time.monotonic() < deadline, "still busy long after the read timeout"
             time.sleep(0.2)
-        assert [_get(port) for _ in range(5)] == [200] * 5
+        # Threads of the cut clients may still be finishing: a busy 503 is
+        # allowed while they do, a hang or a failure is not.
+        for _ in range(5):
+            while (status := _get(port)) == 503:
+                assert time.monotonic() < deadline, "still busy long after the read timeout"
+                time.sleep(0.2)
+            assert status == 200
         for s in stalled:
             s.settimeout(5)
             try:
