@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import http.client
 import ipaddress
+import socket
 import subprocess
 import sys
 import time
@@ -60,6 +61,27 @@ def stop(p: subprocess.Popen) -> None:
         p.wait()
 
 
+def get_from_both_workers(port: int, addrs: list[str]) -> list[int]:
+    """Statuses of two metered requests that two different sync workers serve.
+
+    Sequential requests may all be accepted by one worker, so the first
+    request is held open with its headers unfinished: the worker that
+    accepted it is stuck reading, and the second request must go to the other.
+    """
+    held = socket.create_connection(("127.0.0.1", port), timeout=20)
+    try:
+        held.sendall(f"GET {METERED} HTTP/1.1\r\nHost: x\r\nX-Real-IP: {addrs[0]}\r\n".encode())
+        time.sleep(0.3)  # time for one worker to accept it
+        other = get(port, addrs[1]).status
+        held.sendall(b"Connection: close\r\n\r\n")
+        reply = b""
+        while chunk := held.recv(65536):
+            reply += chunk
+        return [int(reply.split(b" ", 2)[1]), other]
+    finally:
+        held.close()
+
+
 def workers_with_store_open(master: int, lmdb_dir: Path) -> set[int]:
     """Children of the gunicorn master that have mapped the quota store; a
     worker opens it on its first metered request."""
@@ -98,6 +120,12 @@ def test_budget_is_shared_by_workers_per_network_and_survives_restart(tmp_path, 
         refused = [get(port, "192.0.2.%d" % (10 + i)) for i in range(24)]
         assert [r.status for r in refused] == [429] * 24
         assert all(r.getheader("Content-Type") == "application/json" for r in refused)
+        # Both workers refuse the client: each has opened the one shared store.
+        for attempt in range(10):
+            if len(workers_with_store_open(p.pid, data / "lmdb")) == 2:
+                break
+            assert get_from_both_workers(port, ["192.0.2.%d" % (50 + 2 * attempt),
+                                                "192.0.2.%d" % (51 + 2 * attempt)]) == [429, 429]
         assert len(workers_with_store_open(p.pid, data / "lmdb")) == 2
         # Another /24 has its own budget, which its first request spends.
         first = get(port, "198.51.100.20")
