@@ -111,7 +111,7 @@ class FastpathDaemon:
         self._fps_dir = Path(tempfile.mkdtemp(prefix="fastpath-fingerprints-"))
         self.fingerprints = FingerprintPublisher(db, self._fps_dir)
         self.spool_feeder = SpoolFeeder(
-            self.spool, self.put, self._skip_spool_entry, metrics,
+            self.spool, self._feed_from_spool, self._skip_spool_entry, metrics,
             interval=cfg.get_float("FASTPATH_SPOOL_SCAN_INTERVAL", 5.0),
             min_age=cfg.get_float("FASTPATH_SPOOL_MIN_AGE", 10.0))
         self.backlog_size = cfg.get_int("FASTPATH_BACKLOG_SIZE", 20 * self.queue.maxsize)
@@ -128,6 +128,10 @@ class FastpathDaemon:
         self._busy_since = time.monotonic()
         self._last_progress = time.monotonic()
         self._failures: Counter[str] = Counter()
+        # uid -> when it was marked handled. A spool pass reads a directory's
+        # .handled list once, so what is scored after that read (from a
+        # notification) would be fed again; kept until a newer pass began.
+        self._done: dict[str, float] = {}
         self._accepting = False
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -148,7 +152,12 @@ class FastpathDaemon:
     def submit(self, uid: str, body: bytes) -> bool:
         if not self._accepting:
             return False
-        self._admit(uid)
+        with self._cond:
+            if self._known(uid):
+                # The spool feeder got to it first (at start-up it feeds
+                # entries whose notification is still on its way).
+                return True
+            self._admit(uid)
         with self._backlog_cond:
             # Behind a backlog the queue must not be jumped (the feeder
             # thread keeps the order), so only an empty backlog tries it.
@@ -205,6 +214,20 @@ class FastpathDaemon:
         if not self._accepting:
             return False
         self._admit(uid, since)
+        return self._enqueue(uid, body, timeout)
+
+    def _feed_from_spool(self, uid: str, body: bytes, since: float | None = None) -> bool:
+        """The spool feeder's ``feed``: a uid already queued or scored by the
+        time its body was read is not fed again (True: nothing to do)."""
+        if not self._accepting:
+            return False
+        with self._cond:
+            if self._known(uid):
+                return True
+            self._admit(uid, since)
+        return self._enqueue(uid, body, None)
+
+    def _enqueue(self, uid: str, body: bytes, timeout: float | None) -> bool:
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
         while self._accepting:
             wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
@@ -221,7 +244,12 @@ class FastpathDaemon:
 
     def _skip_spool_entry(self, uid: str) -> bool:
         with self._cond:
-            return self._inflight[uid] > 0 or self._failures[uid] >= self.max_attempts
+            return self._known(uid)
+
+    def _known(self, uid: str) -> bool:
+        """Queued, scored since the spool pass began, or given up on."""
+        return (self._inflight[uid] > 0 or uid in self._done
+                or self._failures[uid] >= self.max_attempts)
 
     # --- completion -------------------------------------------------------
 
@@ -289,11 +317,26 @@ class FastpathDaemon:
             except OSError as e:
                 # Only costs a re-score after a restart.
                 log.error("cannot mark %d spool entries handled: %s", len(handled), e)
+            else:
+                self._remember_done(handled)
         if failed:
             with self._cond:
                 for u in failed:
                     self._failures[u] += 1
         self._settle(handled + failed)
+
+    def _remember_done(self, uids: list[str]) -> None:
+        now = time.monotonic()
+        with self._cond:
+            for u in uids:
+                self._done.pop(u, None)  # keeps the dict ordered by time
+                self._done[u] = now
+            horizon = self.spool_feeder.pass_started
+            while self._done:
+                oldest = next(iter(self._done))
+                if self._done[oldest] >= horizon:
+                    break
+                del self._done[oldest]
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -35,6 +35,9 @@ class SpoolFeeder:
         self.metrics = metrics
         self.interval = interval
         self.min_age = min_age
+        # When the current (or last) pass began: every uid marked handled
+        # before then is in the ``.handled`` lists this pass reads.
+        self.pass_started = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -42,6 +45,7 @@ class SpoolFeeder:
         """Feed every unhandled entry older than ``min_age`` seconds; returns
         how many were fed."""
         fed = 0
+        self.pass_started = time.monotonic()
         newest = time.time() - min_age
         for d in self.spool.hour_dirs():
             handled = self.spool.handled(d)

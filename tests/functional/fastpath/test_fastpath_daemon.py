@@ -83,9 +83,11 @@ def test_samples_scored_into_fastpath(daemon_factory, db, shared_data, metrics, 
     spool = Spool(fp_cfg.spool_dir)
     for name, msm in samples.items():
         uid, body = post_for(msm)
+        uids[name] = uid
+        if spool.read(uid) is not None:
+            continue  # two sample files are identical: one uid, one submission
         spool.write(uid, body)
         assert d.submit(uid, body)
-        uids[name] = uid
     assert d.wait_idle(30)
     rows = rows_by_uid(db, uids.values())
     assert set(rows) == set(uids.values())
@@ -96,7 +98,7 @@ def test_samples_scored_into_fastpath(daemon_factory, db, shared_data, metrics, 
     assert rows[uids["report1.json"]]["anomaly"] == "f"
     ovpn = db.query("SELECT measurement_uid, last_handshake_transaction_id FROM obs_openvpn")
     assert ovpn == [{"measurement_uid": uids["openvpn.json"], "last_handshake_transaction_id": 8}]
-    assert metrics.counters["fastpath.processed"] == len(samples)
+    assert metrics.counters["fastpath.processed"] == len(set(uids.values()))
     # Every entry is marked handled so that the uploader may archive it.
     handled = set()
     for hd in spool.hour_dirs():

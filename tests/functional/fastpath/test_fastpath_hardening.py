@@ -101,6 +101,22 @@ def test_fastpath_surrogate_measurement_scored_once_and_counted(daemon_factory, 
                         {"u": uid})) == 1
 
 
+def test_fastpath_notification_after_the_start_up_scan_scored_it_is_not_scored_again(
+        daemon_factory, db, shared_data, fp_cfg, metrics):
+    # The API spooled it, then the fastpath (re)started and its first scan
+    # scored it before the API's notification arrived.
+    uid, body = _posts(shared_data, 1)[0]
+    Spool(fp_cfg.spool_dir).write(uid, body)
+    d = daemon_factory(workers=0, cfg=fp_cfg.with_overrides(FASTPATH_SPOOL_SCAN_INTERVAL="3600"))
+    deadline = time.monotonic() + 30
+    while not rows_by_uid(db, [uid]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert d.wait_idle(30)
+    assert d.submit(uid, body)
+    assert d.wait_idle(30)
+    assert metrics.counters["fastpath.processed"] == 1
+
+
 def test_fastpath_stuck_scoring_turns_health_503_until_the_wedged_worker_is_killed(
         daemon_factory, db, shared_data, fp_cfg, metrics):
     cfg = _no_rescan(fp_cfg, FASTPATH_STUCK_AFTER="1", FASTPATH_TASK_TIMEOUT="5")
