@@ -112,7 +112,7 @@ def user_refresh_token() -> Response:
     tags: [auth]
     security: [{bearer: []}]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
+      - $ref: '#/parameters/UserSession'
     responses:
       200: {description: "a new session token with the same account and login time and the account's current role (a role change applies to refreshed tokens too); refreshing never extends a login past LOGIN_EXPIRY_DAYS, and an expunged session cannot be refreshed", schema: {$ref: '#/definitions/UserRefreshToken'}}
       401: {description: "Authentication required, Authentication token expired", schema: {$ref: '#/definitions/Error'}}
@@ -191,7 +191,7 @@ def account_metadata() -> Response:
     tags: [auth]
     security: [{bearer: []}]
     parameters:
-      - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token"}
+      - $ref: '#/parameters/OptionalSession'
     responses:
       200: {description: "a valid session", schema: {$ref: '#/definitions/AccountMetadata'}}
       401: {description: 'no valid session; the body is exactly {"logged_in": false}, with no error key (the UIs rely on it)', schema: {$ref: '#/definitions/AccountMetadata401'}}

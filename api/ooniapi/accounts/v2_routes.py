@@ -142,7 +142,7 @@ def create_session() -> Response:
           type: object
           properties:
             login_token: {type: string, description: "the token of the login link; without it the Authorization session is refreshed"}
-      - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token (refresh)"}
+      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: >
@@ -193,7 +193,7 @@ def get_session() -> Response:
     ---
     tags: [auth]
     parameters:
-      - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token"}
+      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: >

@@ -38,7 +38,10 @@ def _header(name: str, description: str, **extra: Any) -> dict[str, Any]:
 PARAMETERS = {
     "ProbeToken": _header("Authorization", "Bearer <token from /api/v1/login>", required=True),
     "AdminToken": _header("Authorization", "Bearer admin session token", required=True),
-    "SessionToken": _header("Authorization", "Bearer <user session token>"),
+    "UserSession": _header("Authorization", "Bearer <user session token>", required=True),
+    "OptionalSession": _header("Authorization", "Bearer <user session token>, optional: it "
+                               "shows what belongs to the caller (is_mine, user feedback, "
+                               "unpublished findings) and what its role may see"),
     "ContentEncoding": _header("Content-Encoding", "zstd-compressed body", enum=["zstd"]),
     "ReportIdPath": {"in": "path", "name": "report_id", "type": "string", "required": True},
     "DayPath": {"in": "path", "name": "date", "type": "string", "required": True,

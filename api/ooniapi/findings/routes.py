@@ -86,7 +86,7 @@ def search() -> Response:
       - {name: country_code, in: query, type: array, items: {type: string}, collectionFormat: multi, required: false, description: "repeatable; findings about any of these countries"}
       - {name: asn, in: query, type: array, items: {type: string}, collectionFormat: multi, required: false, description: "repeatable (AS1234 or 1234); findings about any of these networks"}
       - {name: domain, in: query, type: array, items: {type: string}, collectionFormat: multi, required: false, description: "repeatable; findings about any of these domains"}
-      - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token: unpublished findings, mine, email_address for admins"}
+      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: >
@@ -122,7 +122,7 @@ def show(incident_id: str) -> Response:
     tags: [incidents]
     parameters:
       - {name: incident_id, in: path, type: string, required: true, description: "the id (digits) or the slug"}
-      - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token: unpublished findings, mine, email_address for admins"}
+      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: the finding
@@ -153,7 +153,7 @@ def post_action(action: str) -> Response:
     tags: [incidents]
     security: [{bearer: []}]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
+      - $ref: '#/parameters/UserSession'
       - name: action
         in: path
         type: string

@@ -563,7 +563,7 @@ def get_measurement_feedback(measurement_uid: str) -> Response:
     tags: [measurements]
     parameters:
       - {name: measurement_uid, in: path, type: string, required: true}
-      - {name: Authorization, in: header, type: string, description: "optional Bearer session token: adds user_feedback"}
+      - $ref: '#/parameters/OptionalSession'
     responses:
       200: {description: "{summary: {status: count}, user_feedback: status (when logged in and submitted)}"}
     """
@@ -595,7 +595,7 @@ def submit_measurement_feedback() -> Response:
     ---
     tags: [measurements]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
+      - $ref: '#/parameters/UserSession'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SubmitMeasurementFeedbackBody'}}
     responses:
       200: {description: "{}"}

@@ -88,7 +88,7 @@ def create() -> Response:
     tags: [oonirun]
     security: [{bearer: []}]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
+      - $ref: '#/parameters/UserSession'
       - name: ooni_run_link_id
         in: query
         type: integer
@@ -184,7 +184,7 @@ def archive(ooni_run_link_id: int) -> Response:
     tags: [oonirun]
     security: [{bearer: []}]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
+      - $ref: '#/parameters/UserSession'
       - {name: ooni_run_link_id, in: path, type: integer, required: true}
     responses:
       200:
@@ -222,7 +222,7 @@ def fetch(ooni_run_link_id: int) -> Response:
         required: false
         description: a descriptor_creation_time returned by this API
         x-example: "2023-07-21T16:36:12.456000Z"
-      - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token (sets mine)"}
+      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: the descriptor and its metadata
@@ -270,7 +270,7 @@ def list_links() -> Response:
       - {name: only_latest, in: query, type: string, required: false, description: "only the latest version of each link (false, 0, no: off)"}
       - {name: only_mine, in: query, type: string, required: false, description: "only links created by the caller"}
       - {name: include_archived, in: query, type: string, required: false, description: "include archived links"}
-      - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token (sets mine)"}
+      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: one item per stored version, oldest first
@@ -400,7 +400,7 @@ def v2_create() -> Response:
     tags: [oonirun]
     security: [{bearer: []}]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
+      - $ref: '#/parameters/UserSession'
       - in: body
         name: body
         required: true
@@ -442,7 +442,7 @@ def v2_edit(link_id: str) -> Response:
     tags: [oonirun]
     security: [{bearer: []}]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
+      - $ref: '#/parameters/UserSession'
       - {name: link_id, in: path, type: string, required: true}
       - in: body
         name: body
@@ -516,7 +516,7 @@ def v2_list() -> Response:
       - {name: only_latest, in: query, type: boolean, required: false, default: true, description: "false: one item per revision"}
       - {name: limit, in: query, type: integer, required: false, description: "at most this many items (1-1000; default all)"}
       - {name: offset, in: query, type: integer, required: false, description: "skip this many items"}
-      - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token (sets is_mine)"}
+      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: the links
@@ -563,7 +563,7 @@ def probe_link(link_id: str) -> Response:
     parameters:
       - {name: link_id, in: path, type: string, required: true, description: "the ooni_run_link_id"}
       - {name: revision, in: query, type: string, required: false, description: "1, 2, ... or latest (default): nettests and date_created of that revision"}
-      - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token (sets is_mine)"}
+      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: >
@@ -592,7 +592,7 @@ def v2_full_descriptor(link_id: str, revision: str) -> Response:
     parameters:
       - {name: link_id, in: path, type: string, required: true}
       - {name: revision, in: path, type: string, required: true, description: "1, 2, ... or latest"}
-      - {name: Authorization, in: header, type: string, required: false, description: "Bearer session token (sets is_mine)"}
+      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: the link, as GET /api/v2/oonirun/links/{link_id}?revision= answers it

@@ -68,7 +68,7 @@ def test_list(country_code: str) -> Response:
     tags: [testlists]
     security: [{bearer: []}]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
+      - $ref: '#/parameters/UserSession'
       - {name: country_code, in: path, type: string, required: true, description: "two letters (any case) or global"}
     responses:
       200: {description: "test_list is the caller's working copy of lists/<cc>.csv when it has unsubmitted or open changes, else upstream's; null when there is no list for that country. changes lists the caller's changes per country; pr_url is set in state PR_OPEN.", schema: {$ref: '#/definitions/TestList'}}
@@ -91,7 +91,7 @@ def update_url() -> Response:
     tags: [testlists]
     security: [{bearer: []}]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
+      - $ref: '#/parameters/UserSession'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UpdateUrlBody'}, description: "old_entry empty or absent: add new_entry; new_entry empty or absent: delete old_entry; both: replace old_entry (which must match the current row exactly) with new_entry.
 "}
     responses:
@@ -121,7 +121,7 @@ def submit() -> Response:
     tags: [testlists]
     security: [{bearer: []}]
     parameters:
-      - {name: Authorization, in: header, type: string, required: true, description: "Bearer session token"}
+      - $ref: '#/parameters/UserSession'
     responses:
       200: {description: "the pull request's API URL", schema: {$ref: '#/definitions/Submit'}}
       400: {description: "err_no_proposed_changes (nothing to submit)", schema: {$ref: '#/definitions/Error'}}
