@@ -13,7 +13,8 @@ def test_findings_operations_use_shared_definitions(client):
     assert "themes" in defs["FindingBody"]["properties"]
 
     search = doc["paths"]["/api/v1/incidents/search"]["get"]
-    names = {p["name"] for p in search["parameters"]}
+    names = {p.get("name") for p in search["parameters"]}
+    assert {"$ref": "#/parameters/OptionalSession"} in search["parameters"]
     assert {"only_mine", "theme", "country_code", "asn", "domain"} <= names
     items = search["responses"]["200"]["schema"]["properties"]["incidents"]["items"]
     assert items == {"$ref": "#/definitions/Finding"}
@@ -24,6 +25,6 @@ def test_findings_operations_use_shared_definitions(client):
     assert "404" in show["responses"]
 
     post = doc["paths"]["/api/v1/incidents/{action}"]["post"]
-    [body] = [p for p in post["parameters"] if p["in"] == "body"]
+    [body] = [p for p in post["parameters"] if p.get("in") == "body"]
     assert body["schema"] == {"$ref": "#/definitions/FindingBody"}
     assert {"200", "400", "401", "403", "404", "409"} <= set(post["responses"])
