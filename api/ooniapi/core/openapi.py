@@ -63,6 +63,8 @@ RESPONSES = {
     "Forbidden": _error("the session's role may not do this"),
     "NotFound": _error("no such item"),
     "TooLarge": _error("body over the size cap"),
+    "Replayed": _error("this exact request was already used (replay)"),
+    "AnonCredDisabled": _error("anonymous credentials are disabled (ANONCRED_ENABLED=false)"),
     "UnsupportedMedia": _error("wrong Content-Type or Content-Encoding"),
     "StorageUnavailable": _error("the measurement could not be stored; retry later"),
     "DatabaseError": _error("database error", "AggregationError"),

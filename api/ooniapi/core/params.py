@@ -167,22 +167,22 @@ def parse_test_name_list(value: str | None) -> list[str]:
     return sorted({x for x in value.split(",") if x})
 
 
-def parse_lowercase_underscore(value: str | None) -> str | None:
-    """``axis_x``/``axis_y``: only ``a-z`` and ``_``."""
+def _only(chars: re.Pattern[str], value: str | None) -> str | None:
     if not _present(value):
         return None
-    if not _LOWER_UNDERSCORE.match(value):
+    if not chars.match(value):
         raise BadRequest("Invalid characters")
     return value
+
+
+def parse_lowercase_underscore(value: str | None) -> str | None:
+    """``axis_x``/``axis_y``: only ``a-z`` and ``_``."""
+    return _only(_LOWER_UNDERSCORE, value)
 
 
 def parse_uppercase(value: str | None) -> str | None:
     """``category_code`` on aggregation: only ``A-Z``."""
-    if not _present(value):
-        return None
-    if not _UPPERCASE.match(value):
-        raise BadRequest("Invalid characters")
-    return value
+    return _only(_UPPERCASE, value)
 
 
 # --- domains and inputs ------------------------------------------------------

@@ -138,7 +138,7 @@ def test_coverage() -> Response:
     tags: [private]
     summary: Test and network coverage of a country over the last 30 days
     parameters:
-      - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
+      - $ref: '#/parameters/ProbeCC'
       - {name: test_groups, in: query, type: string, description: "comma separated test group names, e.g. websites,im"}
     responses:
       200: {description: "test_coverage: one entry per (test group, day) for the days [today-32, today-2), zero-filled; network_coverage: distinct ASNs per day for [today-31, today-1), restricted to the given test groups.", schema: {$ref: '#/definitions/TestCoverage'}}
@@ -175,7 +175,7 @@ def website_networks() -> Response:
     tags: [private]
     summary: Networks of a country by measurement count, last 31 days
     parameters:
-      - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
+      - $ref: '#/parameters/ProbeCC'
     responses:
       200: {description: "All tests from today-31 to yesterday, per ASN, by count descending.", schema: {$ref: '#/definitions/WebsiteNetworks'}}
       400: {$ref: '#/responses/BadProbeCC'}
@@ -194,7 +194,7 @@ def website_stats() -> Response:
     tags: [private]
     summary: Daily anomaly/confirmed/failure counts of a URL in a network, last 31 days
     parameters:
-      - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
+      - $ref: '#/parameters/ProbeCC'
       - {name: probe_asn, in: query, type: string, required: true, description: "ASN, e.g. 3269 or AS3269"}
       - {name: input, in: query, type: string, required: true, description: the tested URL}
     responses:
@@ -221,7 +221,7 @@ def website_urls() -> Response:
     tags: [private]
     summary: URLs tested in a network over the last 31 days, paged
     parameters:
-      - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
+      - $ref: '#/parameters/ProbeCC'
       - {name: probe_asn, in: query, type: string, required: true, description: "ASN, e.g. 209 or AS209"}
       - {name: limit, in: query, type: integer, default: 10, description: "page size; 0 or less means 10"}
       - {name: offset, in: query, type: integer, default: 0}
@@ -263,7 +263,7 @@ def network_stats() -> Response:
     tags: [private]
     summary: Networks of a country over the last 30 days, most measured first, paged
     parameters:
-      - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
+      - $ref: '#/parameters/ProbeCC'
       - {name: limit, in: query, type: integer, default: 10, description: "page size, at most 1000; 0 or less means 10"}
       - {name: offset, in: query, type: integer, default: 0}
     responses:
@@ -336,7 +336,7 @@ def vanilla_tor_stats() -> Response:
     tags: [private]
     summary: vanilla_tor results per network over the last 6 months
     parameters:
-      - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
+      - $ref: '#/parameters/ProbeCC'
     responses:
       200: {description: 'success_count = total_count minus anomalies; a network is "not ok" with more than 5 measurements and under 60% successes.', schema: {$ref: '#/definitions/VanillaTorStats'}}
       400: {$ref: '#/responses/BadProbeCC'}
@@ -362,7 +362,7 @@ def im_networks() -> Response:
     tags: [private]
     summary: IM test networks per app over the last 31 days
     parameters:
-      - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
+      - $ref: '#/parameters/ProbeCC'
     responses:
       200: {description: "One key per IM test (facebook_messenger, signal, telegram, whatsapp) with data; ok_networks by measurement count descending; anomaly_networks is always empty.", schema: {$ref: '#/definitions/ImNetworks'}}
       400: {$ref: '#/responses/BadProbeCC'}
@@ -387,7 +387,7 @@ def im_stats() -> Response:
     summary: Daily counts of an IM test in a network, today-31 to today
     parameters:
       - {name: test_name, in: query, type: string, required: true, enum: [facebook_messenger, signal, telegram, whatsapp]}
-      - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
+      - $ref: '#/parameters/ProbeCC'
       - {name: probe_asn, in: query, type: string, required: true, description: "ASN, e.g. 3269 or AS3269"}
     responses:
       200: {description: "Exactly 32 entries, one per day, zero-filled; anomaly_count is always null.", schema: {$ref: '#/definitions/ImStats'}}
@@ -416,7 +416,7 @@ def country_overview() -> Response:
     tags: [private]
     summary: First measurement date, measurement and network counts of a country
     parameters:
-      - {name: probe_cc, in: query, type: string, required: true, description: two letter country code}
+      - $ref: '#/parameters/ProbeCC'
     responses:
       200: {description: "Over all time since 2012-12-01; first_bucket_date is the date of the oldest measurement, null when the country has none.", schema: {$ref: '#/definitions/CountryOverview'}}
       400: {$ref: '#/responses/BadProbeCC'}

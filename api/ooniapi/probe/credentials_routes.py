@@ -50,6 +50,18 @@ def _first_use(kind: str, message: str) -> bool:
     return services().extras["anoncred_replay"].first_use(kind, proof_digest(message))
 
 
+def _claim(kind: str, message: str, field: str) -> None:
+    """Records a signing request as used: the same request twice is a replay.
+    Unlike a submission, a credential is not issued when the store is down."""
+    try:
+        fresh = _first_use(kind, message)
+    except sqlite3.Error as e:
+        log.error("replay store unavailable: %s", e)
+        raise StorageUnavailable("Credential service temporarily unavailable") from None
+    if not fresh:
+        raise ApiError(f"{field} was already used", 409, err_str="replayed_request")
+
+
 def verify_submission(fields: dict[str, Any], content_text: str | None, probe_cc: Any,
                       probe_asn: Any) -> Verification:
     """The verification of a single-shot submission: ``u`` without proof
@@ -92,7 +104,7 @@ def manifest() -> Response:
     tags: [anonymous credentials]
     responses:
       200: {description: "{manifest: {nym_scope, public_parameters, submission_policy: [{match: {probe_cc, probe_asn}, policy: {age: [lo, hi], min_measurement_count}}]}, meta: {version, last_modification_date, manifest_url, library_version, protocol_version}, version, public_parameters}"}
-      404: {description: "anonymous credentials are disabled (ANONCRED_ENABLED=false)"}
+      404: {$ref: '#/responses/AnonCredDisabled'}
     """
     # Short cache: the age window moves daily and a rotation must show soon.
     return json_response(_anoncred().manifest(), max_age=60)
@@ -110,9 +122,9 @@ def sign_credential() -> Response:
       200: {description: '{"credential_sign_response": "<base64>", "emission_day": 2461377, "manifest_version": "..."}'}
       400: {description: "malformed body or request, unknown or retired manifest_version"}
       403: {description: "the request does not verify under this manifest's keys"}
-      404: {description: "anonymous credentials are disabled"}
-      409: {description: "this exact request was already signed (replay)"}
-      413: {description: "request too large"}
+      404: {$ref: '#/responses/AnonCredDisabled'}
+      409: {$ref: '#/responses/Replayed'}
+      413: {$ref: '#/responses/TooLarge'}
     """
     ac = _anoncred()
     body = json_body()
@@ -121,14 +133,7 @@ def sign_credential() -> Response:
     svc = services()
     with svc.metrics.timer("anoncred_sign_credential"):
         resp, day = ac.sign(version, req)
-    try:
-        fresh = _first_use("sign", req)
-    except sqlite3.Error as e:
-        log.error("replay store unavailable: %s", e)
-        raise StorageUnavailable("Credential service temporarily unavailable") from None
-    if not fresh:
-        raise ApiError("credential_sign_request was already used", 409,
-                       err_str="replayed_request")
+    _claim("sign", req, "credential_sign_request")
     svc.metrics.incr("anoncred_credential_signed")
     return json_response({"credential_sign_response": resp, "emission_day": day,
                           "manifest_version": version}, nocache=True)
@@ -146,9 +151,9 @@ def update_credential() -> Response:
       200: {description: '{"update_response": "<base64>", "manifest_version": "..."}'}
       400: {description: "malformed body or request, unknown or retired manifest version"}
       403: {description: "the request does not verify"}
-      404: {description: "anonymous credentials are disabled"}
-      409: {description: "this exact request was already used (replay)"}
-      413: {description: "request too large"}
+      404: {$ref: '#/responses/AnonCredDisabled'}
+      409: {$ref: '#/responses/Replayed'}
+      413: {$ref: '#/responses/TooLarge'}
     """
     ac = _anoncred()
     body = json_body()
@@ -156,13 +161,7 @@ def update_credential() -> Response:
     version = check_version_field(body, "manifest_version")
     req = check_b64_field(body, "update_request", MAX_UPDATE_REQUEST)
     resp = ac.update(old, version, req)
-    try:
-        fresh = _first_use("update", req)
-    except sqlite3.Error as e:
-        log.error("replay store unavailable: %s", e)
-        raise StorageUnavailable("Credential service temporarily unavailable") from None
-    if not fresh:
-        raise ApiError("update_request was already used", 409, err_str="replayed_request")
+    _claim("update", req, "update_request")
     services().metrics.incr("anoncred_credential_updated")
     return json_response({"update_response": resp, "manifest_version": version}, nocache=True)
 

@@ -133,11 +133,14 @@ def _test_list(cc: str, asn: int, codes: list[str], limit: int) -> list[dict]:
         return []
 
 
-def _checkin_head(c: dict, v: int) -> dict[str, Any]:
+def _checkin_answer(c: dict, v: int, pc: ProbeConf) -> dict[str, Any]:
+    """What both check-in versions answer besides their tests."""
     loc: Location = c["loc"]
     return {"v": v, "probe_cc": loc.probe_cc, "probe_asn": loc.probe_asn,
             "probe_network_name": loc.as_name,
-            "utc_time": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")}
+            "utc_time": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "conf": {"features": dict(pc.features),
+                     "test_helpers": served_test_helpers(pc, c["ip"])}}
 
 
 @bp.route("/api/v1/check-in", methods=["POST"])
@@ -162,10 +165,7 @@ def check_in() -> Response:
             t: {"report_id": ids.generate_report_id(t, c["cc"], c["asn"], cid, now)}
             for t in CHECKIN_V1_TESTS}
         tests["web_connectivity"]["urls"] = urls
-        pc = probe_conf()
-        out = _checkin_head(c, 1)
-        out["conf"] = {"features": dict(pc.features),
-                       "test_helpers": served_test_helpers(pc, c["ip"])}
+        out = _checkin_answer(c, 1, probe_conf())
         out["tests"] = tests
         return json_response(out, nocache=True)
 
@@ -205,9 +205,7 @@ def check_in_v2() -> Response:
         nettests.append({"test_name": t,
                          "report_id": ids.generate_report_id(t, c["cc"], c["asn"], cid, now),
                          "targets": targets})
-    out = _checkin_head(c, 2)
-    out["conf"] = {"features": dict(pc.features),
-                   "test_helpers": served_test_helpers(pc, c["ip"])}
+    out = _checkin_answer(c, 2, pc)
     out["nettests"] = nettests
     return json_response(out, nocache=True)
 
