@@ -11,15 +11,16 @@ import dataclasses
 import datetime as dt
 import logging
 import re
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import ujson
 import yaml
 
-from .fingerprints import Fingerprints
+from .fingerprints import Fingerprints, TimedMatching
 from .rows import FastpathRow, ObsOpenvpnRow
-from .scoring import score_measurement
+from .scoring import SCORER_TIMERS, score_measurement
 
 log = logging.getLogger("fastpath")
 
@@ -47,6 +48,8 @@ class Outcome:
     # Row fields whose unpaired UTF-16 surrogates were replaced (see
     # valid_unicode_row); the raw body keeps them as sent.
     replaced_text: int = 0
+    # (§12 timer name, milliseconds) of the scoring phases
+    timings: tuple[tuple[str, float], ...] = ()
 
 
 class RowError(ValueError):
@@ -426,18 +429,21 @@ def _process(raw, doc, uid, fps, want_row) -> Outcome:
 
     if "test_name" not in msm:
         raise _Reject(ERROR, "no_test_name")
+    timed = TimedMatching(fps)
+    t0 = time.perf_counter()
     try:
-        scores = score_measurement(msm, fps)
+        scores = score_measurement(msm, timed)
     except RecursionError:
         raise
     except Exception as e:
         log.info("scorer error on %s: %s: %s", uid, type(e).__name__, e)
         raise _Reject(ERROR, "scorer_error")
+    timings = _scoring_timings(msm["test_name"], (time.perf_counter() - t0) * 1000, timed)
 
     flag_wrong_date(msm, uid, scores)
     flags = derive_flags(scores)
     if not want_row:
-        return Outcome(uid=uid, status=SCORED, scores=scores)
+        return Outcome(uid=uid, status=SCORED, scores=scores, timings=timings)
 
     try:
         row = build_row(msm, uid, scores, flags, is_verified)
@@ -446,7 +452,8 @@ def _process(raw, doc, uid, fps, want_row) -> Outcome:
         raise _Reject(ERROR, "row_error")
 
     row, fixed = valid_unicode_row(row)
-    out = Outcome(uid=uid, status=SCORED, row=row, scores=scores, replaced_text=fixed)
+    out = Outcome(uid=uid, status=SCORED, row=row, scores=scores, replaced_text=fixed,
+                  timings=timings)
     if msm.get("test_name") == "openvpn":
         try:
             ovpn, fixed = valid_unicode_row(build_openvpn_row(msm, uid, row))
@@ -456,6 +463,16 @@ def _process(raw, doc, uid, fps, want_row) -> Outcome:
             log.info("cannot build the obs_openvpn row of %s: %s", uid, e)
             out.reason = "openvpn_row_error"
     return out
+
+
+def _scoring_timings(test_name, ms: float, timed: TimedMatching) -> tuple[tuple[str, float], ...]:
+    out = [("score_measurement", ms)]
+    own = SCORER_TIMERS.get(test_name) if isinstance(test_name, str) else None
+    if own is not None:
+        out.append((own, ms))
+    if timed.used:
+        out.append(("match_fingerprints", timed.seconds * 1000))
+    return tuple(out)
 
 
 # JSON allows "\ud800" alone; Python decodes it to a lone surrogate, which

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -277,3 +278,30 @@ def load_from_db(db) -> Fingerprints:
     dns = db.query(_FETCH_SQL.format(table="fingerprints_dns"))
     http = db.query(_FETCH_SQL.format(table="fingerprints_http"))
     return Fingerprints.from_rows(dns, http)
+
+
+class TimedMatching:
+    """The fingerprints of one measurement's scoring, adding up the time
+    spent matching them (the ``match_fingerprints`` timer of §12)."""
+
+    def __init__(self, fps: Fingerprints):
+        self.fps = fps
+        self.seconds = 0.0
+        self.used = False
+
+    def _timed(self, match, *args) -> None:
+        t0 = time.perf_counter()
+        try:
+            match(*args)
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.used = True
+
+    def match_dns(self, answers: Iterable[Any], out: list[Fingerprint]) -> None:
+        self._timed(self.fps.match_dns, answers, out)
+
+    def match_body(self, body: str | bytes, out: list[Fingerprint]) -> None:
+        self._timed(self.fps.match_body, body, out)
+
+    def match_headers(self, headers: dict, out: list[Fingerprint]) -> None:
+        self._timed(self.fps.match_headers, headers, out)

@@ -49,6 +49,7 @@ class Scored(NamedTuple):
     openvpn_row: tuple | None
     ms: float              # wall time of process_measurement
     replaced_text: int = 0  # row fields whose unpaired surrogates were replaced
+    timings: tuple[tuple[str, float], ...] = ()  # Outcome.timings
 
 
 ResultSink = Callable[[list[Scored]], None]
@@ -85,7 +86,7 @@ class _Scorer:
             ms = (perf() - t0) * 1000
             row = o.row.as_tuple() if o.row is not None else None
             ovpn = o.openvpn_row.as_tuple() if o.openvpn_row is not None else None
-            out.append(Scored(uid, o.status, o.reason, row, ovpn, ms, o.replaced_text))
+            out.append(Scored(uid, o.status, o.reason, row, ovpn, ms, o.replaced_text, o.timings))
         return out
 
 

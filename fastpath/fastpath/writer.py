@@ -92,6 +92,8 @@ class RowWriter:
                 m.incr(f"failed.{reason_metric(r.reason)}")
                 log.warning("measurement %s not scored: %s", r.uid, r.reason)
             m.timing("full_run", r.ms)
+            for name, ms in r.timings:
+                m.timing(name, ms)
             if self.on_row is not None:
                 self.on_row(r)
         if n_disc:

@@ -62,3 +62,16 @@ def score_measurement(msm: dict, fps) -> dict:
             scores["accuracy"] = 0.0
             return scores
         raise
+
+# §12: the scorers with a timer of their own, besides score_measurement.
+SCORER_TIMERS: dict[str, str] = {
+    "web_connectivity": "score_web_connectivity",
+    "telegram": "score_measurement_telegram",
+    "whatsapp": "score_measurement_whatsapp",
+    "facebook_messenger": "score_measurement_facebook_messenger",
+    "http_header_field_manipulation": "score_measurement_hhfm",
+    "http_invalid_request_line": "score_http_invalid_request_line",
+    "vanilla_tor": "score_vanilla_tor",
+    "ndt": "score_ndt",
+    "tcp_connect": "score_tcp_connect",
+}

@@ -277,3 +277,26 @@ def test_spec_timer_names_are_sent(cfg, db, shared_data):
     assert m.timers["fastpath.db.clickhouse_upsert_summary"][0] == m.timers["fastpath.clickhouse_upsert"][0]
     text = m.prometheus_text()
     assert "fastpath_db_clickhouse_upsert_summary_ms_count" in text
+
+
+def test_spec_scoring_timers_come_from_the_worker_processes(cfg, db, shared_data):
+    """fastpath.md §12: score_measurement for each scored measurement, the
+    per-test timers, match_fingerprints where fingerprints are matched."""
+    m = Metrics("fastpath", enabled=False)
+    names = ["web_connectivity_no_body.json", "telegram_nourl.json", "whatsapp.json", "tor.json"]
+    samples = load_samples(shared_data)
+    d = FastpathDaemon(cfg, db, m, workers=1)
+    d.start()
+    try:
+        for name in names:
+            assert d.put(*post_for(samples[name]), timeout=10)
+        assert d.wait_idle(60)
+    finally:
+        d.stop()
+    counts = {k.removeprefix("fastpath."): v[0] for k, v in m.timers.items()}
+    assert counts["score_measurement"] == len(names)
+    assert counts["score_web_connectivity"] == 1
+    assert counts["match_fingerprints"] == 1
+    assert counts["score_measurement_telegram"] == 1
+    assert counts["score_measurement_whatsapp"] == 1
+    assert "score_vanilla_tor" not in counts  # tor has no timer of its own
