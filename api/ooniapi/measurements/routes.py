@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
+from flasgger import swag_from
 from flask import Blueprint, Response, request
 
 from ooni_common.timeutil import iso_z, utcnow
@@ -174,6 +175,29 @@ def parse_list_query(args, now: dt.datetime) -> ListQuery:
     return ListQuery(w.conditions, w.params, order_by, order, offset, limit, cur)
 
 
+# The filters parse_list_query reads, documented once for the routes that
+# take them (the listing, the export and the feed). flasgger lists them
+# before the parameters of the route's own docstring.
+document_filters = swag_from({"parameters": [
+    {"name": name, "in": "query", "type": "string", "description": description}
+    for names, description in (
+        (["report_id"], "exact report_id"),
+        (["input"], "exact input; when set, domain and category_code are ignored"),
+        (["domain"], "exact domain"),
+        (["category_code"], "CitizenLab category of the input URL"),
+        (["probe_cc"], "two-letter country code (ZZ gets 403)"),
+        (["probe_asn"], "AS1234 or 1234 (AS0 gets 403)"),
+        (["test_name"], "exact test name"),
+        (["since"], "exclusive lower bound on measurement_start_time"),
+        (["until"], "inclusive upper bound on measurement_start_time"),
+        (["confirmed", "anomaly", "failure"], "true, or anything else for false"),
+        (["software_version", "test_version", "engine_version"], "comma separated"),
+        (["ooni_run_link_id"], "comma separated integers"),
+    )
+    for name in names
+]})
+
+
 def run_list_query(q: ListQuery) -> list[dict[str, Any]]:
     direction = "DESC" if q.order == "desc" else "ASC"
     sql = f"""SELECT measurement_uid, report_id, probe_cc, probe_asn, test_name,
@@ -233,6 +257,7 @@ def next_page_url(args, q: ListQuery, rows: list[dict[str, Any]], base_url: str)
 
 
 @bp.route("/api/v1/measurements")
+@document_filters
 def list_measurements() -> Response:
     """Search measurements
     Paginated search over the scored measurements, newest first by default.
@@ -240,22 +265,6 @@ def list_measurements() -> Response:
     ---
     tags: [measurements]
     parameters:
-      - {name: report_id, in: query, type: string, description: "exact report_id"}
-      - {name: input, in: query, type: string, description: "exact input; when set, domain and category_code are ignored"}
-      - {name: domain, in: query, type: string, description: "exact domain"}
-      - {name: category_code, in: query, type: string, description: "CitizenLab category of the input URL"}
-      - {name: probe_cc, in: query, type: string, description: "two-letter country code (ZZ gets 403)"}
-      - {name: probe_asn, in: query, type: string, description: "AS1234 or 1234 (AS0 gets 403)"}
-      - {name: test_name, in: query, type: string}
-      - {name: since, in: query, type: string, description: "exclusive lower bound on measurement_start_time"}
-      - {name: until, in: query, type: string, description: "inclusive upper bound on measurement_start_time"}
-      - {name: confirmed, in: query, type: string, description: "true, or anything else for false"}
-      - {name: anomaly, in: query, type: string, description: "true, or anything else for false"}
-      - {name: failure, in: query, type: string, description: "true, or anything else for false"}
-      - {name: software_version, in: query, type: string, description: "comma separated"}
-      - {name: test_version, in: query, type: string, description: "comma separated"}
-      - {name: engine_version, in: query, type: string, description: "comma separated"}
-      - {name: ooni_run_link_id, in: query, type: string, description: "comma separated integers"}
       - {name: order_by, in: query, type: string, enum: [measurement_start_time, input, probe_cc, probe_asn, test_name], default: measurement_start_time}
       - {name: order, in: query, type: string, enum: [asc, desc], default: desc}
       - {name: offset, in: query, type: integer, default: 0, description: "legacy paging; prefer cursor"}
