@@ -393,15 +393,21 @@ def _lookup_args(validate_input: bool) -> tuple[str | None, str | None, str | No
     return None, report_id, inp
 
 
+# The parameters _lookup_args reads, documented once for the two routes
+# that take them.
+document_lookup = swag_from({"parameters": [
+    {"$ref": f"#/parameters/{name}"}
+    for name in ("MeasurementUidQuery", "ReportIdQuery", "InputQuery")
+]})
+
+
 @bp.route("/api/v1/measurement_meta")
+@document_lookup
 def get_measurement_meta() -> Response:
     """Metadata of one measurement, optionally with its body
     ---
     tags: [measurements]
     parameters:
-      - $ref: '#/parameters/MeasurementUidQuery'
-      - $ref: '#/parameters/ReportIdQuery'
-      - $ref: '#/parameters/InputQuery'
       - {name: full, in: query, type: string, description: "true/1/yes adds raw_measurement (the body as a JSON string)"}
     responses:
       200: {description: "the metadata; {} (or {raw_measurement: ''} with full) when not found"}
@@ -421,14 +427,11 @@ def get_measurement_meta() -> Response:
 
 
 @bp.route("/api/v1/raw_measurement")
+@document_lookup
 def get_raw_measurement() -> Response:
     """The body of one measurement (the probe's unwrapped measurement)
     ---
     tags: [measurements]
-    parameters:
-      - $ref: '#/parameters/MeasurementUidQuery'
-      - $ref: '#/parameters/ReportIdQuery'
-      - $ref: '#/parameters/InputQuery'
     responses:
       200: {description: "the measurement JSON document; {} (not cached) when there is no such measurement"}
       400: {description: "neither a valid measurement_uid nor a valid report_id"}
