@@ -15,7 +15,7 @@ from flask import Blueprint, Response, request
 
 from ooni_common.db import DatabaseError, QueryTimeout
 
-from ooniapi.aggregation import summary
+from ooniapi.aggregation import filters, summary
 from ooniapi.core import params
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest
@@ -166,33 +166,8 @@ def build_sql(q: AggregationQuery,
     ``plan`` the clean days come from the daily summary (summary.py)."""
     if plan is not None:
         return summary.build_sql(q, plan)
-    where: list[str] = []
     p: dict[str, Any] = {}
-
-    if q.probe_cc:
-        where.append("probe_cc IN {probe_cc:Array(String)}")
-        p["probe_cc"] = q.probe_cc
-    if q.probe_asn:
-        where.append("probe_asn IN {probe_asn:Array(UInt32)}")
-        p["probe_asn"] = q.probe_asn
-    if q.test_name:
-        where.append("test_name IN {test_name:Array(String)}")
-        p["test_name"] = q.test_name
-    if q.domain:
-        where.append("domain IN {domain:Array(String)}")
-        p["domain"] = q.domain
-    if q.input is not None:
-        where.append("input = {input:String}")
-        p["input"] = q.input
-    if q.ooni_run_link_id:
-        where.append("ooni_run_link_id IN {ooni_run_link_id:Array(UInt64)}")
-        p["ooni_run_link_id"] = q.ooni_run_link_id
-    if q.since is not None:
-        where.append("measurement_start_time >= {since:DateTime}")
-        p["since"] = q.since
-    if q.until is not None:
-        where.append("measurement_start_time < {until:DateTime}")
-        p["until"] = q.until
+    where = filters.conditions(q, filters.CONDITIONS, p)
 
     # Only URLs of the test lists are counted when the category is involved.
     # The join is on DISTINCT (url, category_code) pairs: a URL listed for

@@ -32,6 +32,8 @@ from ooni_common.config import Config
 from ooni_common.db import Database
 from ooni_common.metrics import Metrics, job_metrics
 
+from ooniapi.aggregation.filters import conditions
+
 log = logging.getLogger("ooni-api.aggregation")
 
 SETTLE = dt.timedelta(seconds=5)
@@ -120,13 +122,8 @@ def build_sql(q, pl: Plan) -> tuple[str, dict[str, Any]]:
     """The aggregation's SELECT (axes as d0, d1, then the counters) over the
     summary's clean days and the raw table's other days."""
     p: dict[str, Any] = {"clean": pl.clean}
-    filters = []
-    if q.probe_cc:
-        filters.append("probe_cc IN {probe_cc:Array(String)}")
-        p["probe_cc"] = q.probe_cc
-    if q.test_name:
-        filters.append("test_name IN {test_name:Array(String)}")
-        p["test_name"] = q.test_name
+    # The only filters the summary holds (see applicable).
+    filters = conditions(q, ("probe_cc", "test_name"), p)
     # The summary rows of a day's current version only: a group that no
     # longer exists keeps an older version.
     summary_sql = f"""SELECT s.day AS day, s.probe_cc AS probe_cc, s.test_name AS test_name,

@@ -20,7 +20,7 @@ from ooniapi.core.params import parse_truthy
 from ooniapi.core.ratelimit import stream_charge
 from ooniapi.measurements import export as ex
 from ooniapi.measurements.bodies import BodyKey, body_lookup
-from ooniapi.measurements.routes import parse_list_query
+from ooniapi.measurements.routes import document_filters, parse_list_query
 
 log = logging.getLogger("ooni-api.export")
 
@@ -55,11 +55,14 @@ def _run_first(pager: ex.KeysetPager) -> ex.Page | None:
 
 
 @bp.route("/api/v1/measurements/export")
+@document_filters
 def export_measurements() -> Response:
     """Export every measurement matching the listing's filters
     Streams all the rows that /api/v1/measurements would list for the same
     filters, with no row cap, in ascending measurement_start_time (then
-    measurement_uid) order. The rows carry the listing's fields. JSON lines
+    measurement_uid) order. Without report_id the window defaults, as for
+    the listing, to the 30 days before tomorrow. The rows carry the
+    listing's fields. JSON lines
     and CSV are gzip-compressed when the client accepts it; Parquet is
     compressed inside (zstd) and written one row group per page read.
     Quotas are charged for the whole time the stream takes.
@@ -69,22 +72,6 @@ def export_measurements() -> Response:
     parameters:
       - {name: format, in: query, type: string, enum: [jsonl, csv, parquet], required: true}
       - {name: with_body, in: query, type: string, description: "true adds raw_measurement, the measurement body as raw_measurement serves it (null when in no store)"}
-      - {name: report_id, in: query, type: string}
-      - {name: input, in: query, type: string}
-      - {name: domain, in: query, type: string}
-      - {name: category_code, in: query, type: string}
-      - {name: probe_cc, in: query, type: string}
-      - {name: probe_asn, in: query, type: string}
-      - {name: test_name, in: query, type: string}
-      - {name: since, in: query, type: string, description: "exclusive; default: 30 days before until"}
-      - {name: until, in: query, type: string, description: "inclusive; default: tomorrow"}
-      - {name: confirmed, in: query, type: string}
-      - {name: anomaly, in: query, type: string}
-      - {name: failure, in: query, type: string}
-      - {name: software_version, in: query, type: string}
-      - {name: test_version, in: query, type: string}
-      - {name: engine_version, in: query, type: string}
-      - {name: ooni_run_link_id, in: query, type: string}
     responses:
       200:
         description: "the rows as a file attachment (Content-Disposition names it after the filters)"

@@ -16,7 +16,7 @@ from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest
 from ooniapi.core.ratelimit import stream_charge
 from ooniapi.measurements.feed import FeedPosition, SubscriberSlots, feed_sql, parse_event_id
-from ooniapi.measurements.routes import parse_list_query
+from ooniapi.measurements.routes import document_filters, parse_list_query
 
 log = logging.getLogger("ooni-api.feed")
 
@@ -56,6 +56,7 @@ def _event(row: dict[str, Any]) -> str:
 
 
 @bp.route("/api/v1/measurements/feed")
+@document_filters
 def measurement_feed() -> Response:
     """Live feed of newly scored measurements (Server-Sent Events)
     Each event (`event: measurement`) carries one fastpath row as JSON in
@@ -71,22 +72,6 @@ def measurement_feed() -> Response:
     parameters:
       - {name: Last-Event-ID, in: header, type: string, description: "resume after this event id"}
       - {name: last_event_id, in: query, type: string, description: "same as the header, for clients that cannot set it"}
-      - {name: report_id, in: query, type: string}
-      - {name: input, in: query, type: string}
-      - {name: domain, in: query, type: string}
-      - {name: category_code, in: query, type: string}
-      - {name: probe_cc, in: query, type: string}
-      - {name: probe_asn, in: query, type: string}
-      - {name: test_name, in: query, type: string}
-      - {name: since, in: query, type: string}
-      - {name: until, in: query, type: string}
-      - {name: confirmed, in: query, type: string}
-      - {name: anomaly, in: query, type: string}
-      - {name: failure, in: query, type: string}
-      - {name: software_version, in: query, type: string}
-      - {name: test_version, in: query, type: string}
-      - {name: engine_version, in: query, type: string}
-      - {name: ooni_run_link_id, in: query, type: string}
     responses:
       200:
         description: "text/event-stream of measurement events and heartbeat comments"

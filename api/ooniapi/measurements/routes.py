@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
+from flasgger import swag_from
 from flask import Blueprint, Response, request
 
 from ooni_common.timeutil import iso_z, utcnow
@@ -39,6 +40,7 @@ from ooniapi.core.params import (
 from ooniapi.core.verification import verification_status
 from ooniapi.measurements import cursor as cursor_mod
 from ooniapi.measurements.bodies import BodyKey, body_lookup
+from ooniapi.measurements.where import Where
 
 bp = Blueprint("measurements", __name__)
 
@@ -127,70 +129,73 @@ def parse_list_query(args, now: dt.datetime) -> ListQuery:
             raise BadRequest("Invalid cursor: it was made for another order_by/order")
         offset = cur.offset
 
-    where: list[str] = []
-    p: dict[str, Any] = {}
-    if report_id is not None:
-        where.append("report_id = {report_id:String}")
-        p["report_id"] = report_id
+    w = Where()
+    w.add_if_set("report_id = {report_id:String}", report_id=report_id)
     if probe_cc is not None:
-        where.append("probe_cc = {probe_cc:String}")
-        p["probe_cc"] = probe_cc
+        w.add("probe_cc = {probe_cc:String}", probe_cc=probe_cc)
     else:
-        where.append("probe_cc != 'ZZ'")
+        w.add("probe_cc != 'ZZ'")
     if probe_asn is not None:
-        where.append("probe_asn = {probe_asn:UInt32}")
-        p["probe_asn"] = probe_asn
+        w.add("probe_asn = {probe_asn:UInt32}", probe_asn=probe_asn)
     else:
-        where.append("probe_asn != 0")
-    if since is not None:
-        where.append("measurement_start_time > {since:DateTime}")
-        p["since"] = since
-    if until is not None:
-        where.append("measurement_start_time <= {until:DateTime}")
-        p["until"] = until
-    if arg("test_name") is not None:
-        where.append("test_name = {test_name:String}")
-        p["test_name"] = arg("test_name")
+        w.add("probe_asn != 0")
+    w.time_window(since, until)
+    w.add_if_set("test_name = {test_name:String}", test_name=arg("test_name"))
     inp = arg("input")
     if inp is not None:
-        where.append("input = {input:String}")
-        p["input"] = inp
+        w.add("input = {input:String}", input=inp)
     else:
-        if arg("domain") is not None:
-            where.append("domain = {domain:String}")
-            p["domain"] = arg("domain")
-        if arg("category_code") is not None:
-            # IN instead of the legacy JOIN: a URL listed for several
-            # countries must not repeat its measurements.
-            where.append("input IN (SELECT url FROM citizenlab "
-                         "WHERE category_code = {category_code:String})")
-            p["category_code"] = arg("category_code")
+        w.add_if_set("domain = {domain:String}", domain=arg("domain"))
+        # IN instead of the legacy JOIN: a URL listed for several
+        # countries must not repeat its measurements.
+        w.add_if_set("input IN (SELECT url FROM citizenlab "
+                     "WHERE category_code = {category_code:String})",
+                     category_code=arg("category_code"))
     for name, column in (("confirmed", "confirmed"), ("anomaly", "anomaly"),
                          ("failure", "msm_failure")):
         flag = parse_bool_flag(arg(name))
         if flag is not None:
-            where.append(f"{column} = {{{name}:String}}")
-            p[name] = "t" if flag else "f"
+            w.add(f"{column} = {{{name}:String}}", **{name: "t" if flag else "f"})
     for name in ("software_version", "test_version", "engine_version"):
         values = parse_comma_list(arg(name))
         if values:
-            where.append(f"{name} IN {{{name}:Array(String)}}")
-            p[name] = values
+            w.add(f"{name} IN {{{name}:Array(String)}}", **{name: values})
     run_ids = parse_uint_list("ooni_run_link_id", arg("ooni_run_link_id"))
     if run_ids:
-        where.append("ooni_run_link_id IN {ooni_run_link_id:Array(UInt64)}")
-        p["ooni_run_link_id"] = run_ids
+        w.add("ooni_run_link_id IN {ooni_run_link_id:Array(UInt64)}", ooni_run_link_id=run_ids)
     if cur is not None:
         # Keyset: rows strictly after the cursor in (order_by, uid) order.
         # The first condition alone is a primary-key range when ordering by
         # measurement_start_time.
         t = ORDER_BY_TYPES[order_by]
         lt, le = ("<", "<=") if order == "desc" else (">", ">=")
-        where.append(f"{order_by} {le} {{cur_v:{t}}}")
-        where.append(f"({order_by} {lt} {{cur_v:{t}}} OR measurement_uid {lt} {{cur_u:String}})")
-        p["cur_v"] = cur.value
-        p["cur_u"] = cur.uid
-    return ListQuery(where, p, order_by, order, offset, limit, cur)
+        w.add(f"{order_by} {le} {{cur_v:{t}}}")
+        w.add(f"({order_by} {lt} {{cur_v:{t}}} OR measurement_uid {lt} {{cur_u:String}})",
+              cur_v=cur.value, cur_u=cur.uid)
+    return ListQuery(w.conditions, w.params, order_by, order, offset, limit, cur)
+
+
+# The filters parse_list_query reads, documented once for the routes that
+# take them (the listing, the export and the feed). flasgger lists them
+# before the parameters of the route's own docstring.
+document_filters = swag_from({"parameters": [
+    {"name": name, "in": "query", "type": "string", "description": description}
+    for names, description in (
+        (["report_id"], "exact report_id"),
+        (["input"], "exact input; when set, domain and category_code are ignored"),
+        (["domain"], "exact domain"),
+        (["category_code"], "CitizenLab category of the input URL"),
+        (["probe_cc"], "two-letter country code (ZZ gets 403)"),
+        (["probe_asn"], "AS1234 or 1234 (AS0 gets 403)"),
+        (["test_name"], "exact test name"),
+        (["since"], "exclusive lower bound on measurement_start_time"),
+        (["until"], "inclusive upper bound on measurement_start_time"),
+        (["confirmed", "anomaly", "failure"], "true, or anything else for false"),
+        (["software_version", "test_version", "engine_version"], "comma separated"),
+        (["ooni_run_link_id"], "comma separated integers"),
+    )
+    for name in names
+]})
 
 
 def run_list_query(q: ListQuery) -> list[dict[str, Any]]:
@@ -252,6 +257,7 @@ def next_page_url(args, q: ListQuery, rows: list[dict[str, Any]], base_url: str)
 
 
 @bp.route("/api/v1/measurements")
+@document_filters
 def list_measurements() -> Response:
     """Search measurements
     Paginated search over the scored measurements, newest first by default.
@@ -259,22 +265,6 @@ def list_measurements() -> Response:
     ---
     tags: [measurements]
     parameters:
-      - {name: report_id, in: query, type: string, description: "exact report_id"}
-      - {name: input, in: query, type: string, description: "exact input; when set, domain and category_code are ignored"}
-      - {name: domain, in: query, type: string, description: "exact domain"}
-      - {name: category_code, in: query, type: string, description: "CitizenLab category of the input URL"}
-      - {name: probe_cc, in: query, type: string, description: "two-letter country code (ZZ gets 403)"}
-      - {name: probe_asn, in: query, type: string, description: "AS1234 or 1234 (AS0 gets 403)"}
-      - {name: test_name, in: query, type: string}
-      - {name: since, in: query, type: string, description: "exclusive lower bound on measurement_start_time"}
-      - {name: until, in: query, type: string, description: "inclusive upper bound on measurement_start_time"}
-      - {name: confirmed, in: query, type: string, description: "true, or anything else for false"}
-      - {name: anomaly, in: query, type: string, description: "true, or anything else for false"}
-      - {name: failure, in: query, type: string, description: "true, or anything else for false"}
-      - {name: software_version, in: query, type: string, description: "comma separated"}
-      - {name: test_version, in: query, type: string, description: "comma separated"}
-      - {name: engine_version, in: query, type: string, description: "comma separated"}
-      - {name: ooni_run_link_id, in: query, type: string, description: "comma separated integers"}
       - {name: order_by, in: query, type: string, enum: [measurement_start_time, input, probe_cc, probe_asn, test_name], default: measurement_start_time}
       - {name: order, in: query, type: string, enum: [asc, desc], default: desc}
       - {name: offset, in: query, type: integer, default: 0, description: "legacy paging; prefer cursor"}
@@ -403,15 +393,21 @@ def _lookup_args(validate_input: bool) -> tuple[str | None, str | None, str | No
     return None, report_id, inp
 
 
+# The parameters _lookup_args reads, documented once for the two routes
+# that take them.
+document_lookup = swag_from({"parameters": [
+    {"$ref": f"#/parameters/{name}"}
+    for name in ("MeasurementUidQuery", "ReportIdQuery", "InputQuery")
+]})
+
+
 @bp.route("/api/v1/measurement_meta")
+@document_lookup
 def get_measurement_meta() -> Response:
     """Metadata of one measurement, optionally with its body
     ---
     tags: [measurements]
     parameters:
-      - $ref: '#/parameters/MeasurementUidQuery'
-      - $ref: '#/parameters/ReportIdQuery'
-      - $ref: '#/parameters/InputQuery'
       - {name: full, in: query, type: string, description: "true/1/yes adds raw_measurement (the body as a JSON string)"}
     responses:
       200: {description: "the metadata; {} (or {raw_measurement: ''} with full) when not found"}
@@ -431,14 +427,11 @@ def get_measurement_meta() -> Response:
 
 
 @bp.route("/api/v1/raw_measurement")
+@document_lookup
 def get_raw_measurement() -> Response:
     """The body of one measurement (the probe's unwrapped measurement)
     ---
     tags: [measurements]
-    parameters:
-      - $ref: '#/parameters/MeasurementUidQuery'
-      - $ref: '#/parameters/ReportIdQuery'
-      - $ref: '#/parameters/InputQuery'
     responses:
       200: {description: "the measurement JSON document; {} (not cached) when there is no such measurement"}
       400: {description: "neither a valid measurement_uid nor a valid report_id"}
@@ -523,28 +516,20 @@ def get_torsf_stats() -> Response:
         until = parse_date("until", request.args.get("until"))
     except BadRequest as e:
         raise BadRequest(e.message, v=0) from None
-    where = ["test_name = 'torsf'"]
-    p: dict[str, Any] = {}
-    if probe_cc is not None:
-        where.append("probe_cc = {cc:String}")
-        p["cc"] = probe_cc
-    if since is not None:
-        where.append("measurement_start_time > {since:DateTime}")
-        p["since"] = since
-    if until is not None:
-        where.append("measurement_start_time <= {until:DateTime}")
-        p["until"] = until
+    w = Where(["test_name = 'torsf'"])
+    w.add_if_set("probe_cc = {cc:String}", cc=probe_cc)
+    w.time_window(since, until)
     sql = f"""SELECT toDate(measurement_start_time) AS measurement_start_day, probe_cc,
         countIf(anomaly = 't') AS anomaly_count,
         countIf(confirmed = 't') AS confirmed_count,
         countIf(msm_failure = 't') AS failure_count,
         count() AS measurement_count
     FROM fastpath FINAL
-    WHERE {' AND '.join(where)}
+    WHERE {' AND '.join(w.conditions)}
     GROUP BY measurement_start_day, probe_cc
     ORDER BY measurement_start_day, probe_cc"""
     with services().metrics.timer("get_torsf_stats"):
-        rows = services().db.query(sql, p, settings=_settings())
+        rows = services().db.query(sql, w.params, settings=_settings())
     for r in rows:
         r["anomaly_rate"] = r["anomaly_count"] / r["measurement_count"]
     resp = json_response({"v": 0, "result": rows})

@@ -11,7 +11,7 @@ from ooni_common.db import DatabaseError
 from ooni_common.server_version import check_server, one_line
 
 from ooniapi.core.context import services
-from ooniapi.core.errors import BadRequest, NotFound
+from ooniapi.core.errors import ApiError, BadRequest, NotFound
 from ooniapi.core.http import json_response, set_cached
 
 bp = Blueprint("pages", __name__)
@@ -52,7 +52,12 @@ def _parse_day(day: str) -> dt.date | None:
         return None
 
 
-def _explorer_day_search(day: dt.date) -> Response:
+def _explorer_day_search(date: str, invalid: ApiError) -> Response:
+    """The redirect to the OONI Explorer search of one day; ``invalid`` is
+    raised when ``date`` is not a day (YYYY-MM-DD)."""
+    day = _parse_day(date)
+    if day is None:
+        raise invalid
     return redirect(f"{EXPLORER}/search?until={day + dt.timedelta(days=1)}&since={day}", 301)
 
 
@@ -155,10 +160,7 @@ def files_by_date(date: str) -> Response:
       301: {description: "redirect to the OONI Explorer search of that day"}
       400: {description: "not a valid date"}
     """
-    day = _parse_day(date)
-    if day is None:
-        raise BadRequest("Invalid date format")
-    return _explorer_day_search(day)
+    return _explorer_day_search(date, BadRequest("Invalid date format"))
 
 
 @bp.route("/files/by_country/<country_code>")
@@ -188,10 +190,7 @@ def legacy_day(date: str) -> Response:
       301: {description: "redirect to the OONI Explorer search of that day"}
       404: {description: "not a day"}
     """
-    day = _parse_day(date)
-    if day is None:
-        raise NotFound("Not Found")
-    return _explorer_day_search(day)
+    return _explorer_day_search(date, NotFound("Not Found"))
 
 
 @bp.route("/<date>/<report_file>")
