@@ -27,7 +27,7 @@ from ooniapi.core.errors import BadRequest, Conflict, Forbidden, NotFound, OoniE
 from ooniapi.core.http import json_response
 from ooniapi.core.rowlock import row_locks
 from ooniapi.findings import slug as slugs
-from ooniapi.findings import store, validate
+from ooniapi.findings import model, store, validate
 from ooniapi.findings.validate import InvalidParams
 
 log = logging.getLogger("ooni-api")
@@ -105,11 +105,8 @@ def search() -> Response:
     """
     f = validate.search_filters(request.args, known_themes())
     sess = current_session()
-    q = store.Search(account_id=sess.account_id if sess else None, only_mine=f.only_mine,
-                     themes=f.themes, country_codes=f.country_codes, asns=f.asns,
-                     domains=f.domains)
     with services().metrics.timer("search_list_incidents"):
-        rows = store.search(services().db, q)
+        rows = store.search(services().db, sess.account_id if sess else None, f)
     return json_response({"v": 1, "incidents": [answer(r, sess, False) for r in rows]},
                          nocache=True)
 
@@ -329,11 +326,6 @@ def _set_published(db, incident_id: str, published: bool, sess: Session) -> Resp
 
 def _incident(inp: validate.FindingInput, *, incident_id: str, slug: str, owner: str,
               create_time: dt.datetime, update_time: dt.datetime) -> store.Incident:
-    return store.Incident(
-        id=incident_id, title=inp.title, short_description=inp.short_description,
-        text=inp.text, reported_by=inp.reported_by, email_address=inp.email_address,
-        event_type=inp.event_type, published=inp.published, start_time=inp.start_time,
-        end_time=inp.end_time, create_time=create_time, update_time=update_time,
-        creator_account_id=owner, slug=slug, CCs=inp.CCs, ASNs=inp.ASNs,
-        themes=inp.themes, domains=inp.domains, tags=inp.tags, links=inp.links,
-        test_names=inp.test_names)
+    return store.Incident(**model.content_of(inp), id=incident_id, slug=slug,
+                          creator_account_id=owner, create_time=create_time,
+                          update_time=update_time)
