@@ -247,12 +247,30 @@ def _now() -> dt.datetime:
     return utcnow().replace(microsecond=0)
 
 
-def _create(db, body: dict[str, Any], sess: Session) -> Response:
+def _finding(body: dict[str, Any], sess: Session) -> validate.FindingInput:
+    """A create/update body, refused when a user sends another's address or
+    publishes."""
     inp = validate.finding(body, known_themes())
     if not _is_admin(sess):
         _check_own_email(body, sess)
         if inp.published:
             raise Forbidden("published: only admins publish")
+    return inp
+
+
+def _own_incident(db, incident_id: str, sess: Session) -> store.Incident:
+    """The incident the caller may edit or delete (users: their own); call
+    it holding the table's lock."""
+    prev = store.get(db, incident_id)
+    if prev is None:
+        raise NotFound("Incident not found")
+    if not _is_admin(sess) and prev.creator_account_id != sess.account_id:
+        raise OwnershipError()
+    return prev
+
+
+def _create(db, body: dict[str, Any], sess: Session) -> Response:
+    inp = _finding(body, sess)
     with row_locks().hold(LOCK):
         now = _now()
         if inp.slug is not None:
@@ -270,17 +288,9 @@ def _create(db, body: dict[str, Any], sess: Session) -> Response:
 
 
 def _update(db, body: dict[str, Any], incident_id: str, sess: Session) -> Response:
-    inp = validate.finding(body, known_themes())
-    if not _is_admin(sess):
-        _check_own_email(body, sess)
-        if inp.published:
-            raise Forbidden("published: only admins publish")
+    inp = _finding(body, sess)
     with row_locks().hold(LOCK):
-        prev = store.get(db, incident_id)
-        if prev is None:
-            raise NotFound("Incident not found")
-        if not _is_admin(sess) and prev.creator_account_id != sess.account_id:
-            raise OwnershipError()
+        prev = _own_incident(db, incident_id, sess)
         if inp.update_time is not None and inp.update_time != prev.update_time:
             raise Conflict("update_time: the finding was changed since it was read "
                            f"(now {prev.update_time.strftime(validate.TIME_FORMAT)})")
@@ -300,11 +310,7 @@ def _delete(db, body: dict[str, Any], incident_id: str, sess: Session) -> Respon
     if not _is_admin(sess):
         _check_own_email(body, sess)
     with row_locks().hold(LOCK):
-        prev = store.get(db, incident_id)
-        if prev is None:
-            raise NotFound("Incident not found")
-        if not _is_admin(sess) and prev.creator_account_id != sess.account_id:
-            raise OwnershipError()
+        _own_incident(db, incident_id, sess)
         store.delete(db, incident_id)
     log.info("incident %s deleted by %s", incident_id, sess.account_id)
     return json_response({}, nocache=True)
