@@ -176,9 +176,7 @@ def post_action(action: str) -> Response:
           Invalid request (unknown action), err_request_params (an invalid
           body; the error names the field)
         schema: {$ref: "#/definitions/OoniError"}
-      401:
-        description: authentication required, token expired, role not authorized
-        schema: {$ref: "#/definitions/Error"}
+      401: {$ref: '#/responses/SessionRequired'}
       403:
         description: >
           err_ownership (a finding of another user), another user's

@@ -156,9 +156,7 @@ def create() -> Response:
           err_empty_translation_field, ...) or "OONIRun descriptor not found"
           for an update of a link the caller did not create
         schema: {$ref: "#/definitions/Error"}
-      401:
-        description: authentication required
-        schema: {$ref: "#/definitions/Error"}
+      401: {$ref: '#/responses/SessionRequired'}
     """
     sess = current_session()
     # Legacy UIs sent the id as ``id``.
@@ -209,9 +207,7 @@ def archive(ooni_run_link_id: int) -> Response:
           type: object
           properties:
             v: {type: integer, enum: [1]}
-      401:
-        description: authentication required
-        schema: {$ref: "#/definitions/Error"}
+      401: {$ref: '#/responses/SessionRequired'}
     """
     sess = current_session()
     if ooni_run_link_id <= UINT64_MAX:
@@ -440,9 +436,7 @@ def v2_create() -> Response:
       400:
         description: a bad field (named in the error), or author is not the caller's address
         schema: {$ref: "#/definitions/Error"}
-      401:
-        description: missing, invalid, expired or expunged session token, or a role other than user/admin
-        schema: {$ref: "#/definitions/Error"}
+      401: {$ref: '#/responses/SessionRequired'}
     """
     sess = current_session()
     edit = link.parse_edit(_v2_body(), dynamic_lists.TARGETS_NAMES)
@@ -483,9 +477,7 @@ def v2_edit(link_id: str) -> Response:
       400:
         description: a bad field (named in the error)
         schema: {$ref: "#/definitions/Error"}
-      401:
-        description: missing, invalid, expired or expunged session token
-        schema: {$ref: "#/definitions/Error"}
+      401: {$ref: '#/responses/SessionRequired'}
       403:
         description: the link has expired (or was archived), or a user set an author other than their address
         schema: {$ref: "#/definitions/Error"}
