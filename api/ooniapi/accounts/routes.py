@@ -97,8 +97,7 @@ def user_login() -> Response:
     """
     cfg = services().cfg
     reg = auth.decode_registration(cfg, request.args.get("k", ""))
-    role = auth.login_role(cfg, accounts_store.get_role(services().db, reg.account_id),
-                           reg.email_address)
+    role = accounts_store.session_role(services().db, cfg, reg.account_id, reg.email_address)
     bearer = auth.session_token(cfg, reg.account_id, role, email_address=reg.email_address)
     return json_response({"bearer": bearer, "redirect_to": reg.redirect_to,
                           "email_address": reg.email_address}, nocache=True)
