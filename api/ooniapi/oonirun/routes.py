@@ -126,22 +126,14 @@ def create() -> Response:
           required: [name, author]
           properties:
             name: {type: string}
-            name_intl: {type: object, additionalProperties: {type: string}}
+            name_intl: {$ref: "#/definitions/OONIRunIntl"}
             short_description: {type: string}
-            short_description_intl: {type: object, additionalProperties: {type: string}}
+            short_description_intl: {$ref: "#/definitions/OONIRunIntl"}
             description: {type: string}
-            description_intl: {type: object, additionalProperties: {type: string}}
+            description_intl: {$ref: "#/definitions/OONIRunIntl"}
             icon: {type: string}
             author: {type: string}
-            nettests:
-              type: array
-              items:
-                type: object
-                required: [test_name]
-                properties:
-                  test_name: {type: string}
-                  inputs: {type: array, items: {type: string}}
-                  options: {type: object}
+            nettests: {type: array, items: {$ref: "#/definitions/OONIRunNettest"}}
     responses:
       200:
         description: the link id
