@@ -704,8 +704,7 @@ def probe_link_revisions(link_id: str) -> Response:
         description: unknown link
         schema: {$ref: "#/definitions/Error"}
     """
-    n = uint_value(link_id.strip(), UINT64_MAX)
-    count = len(store.versions(services().db, n)) if n is not None else 0
+    count = len(store.versions(services().db, _v2_link_id(link_id)))
     if not count:
         raise NotFound("OONI Run link not found")
     return json_response({"revisions": [str(n) for n in range(count, 0, -1)]}, nocache=True)
