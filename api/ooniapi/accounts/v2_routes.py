@@ -89,18 +89,7 @@ def user_login() -> Response:
     ---
     tags: [auth]
     parameters:
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          required: [email_address, redirect_to]
-          properties:
-            email_address: {type: string, example: "nick@example.org"}
-            redirect_to:
-              type: string
-              description: https URL of the UI that gets the link; its host must be in LOGIN_REDIRECT_HOSTS
-              example: "https://run.ooni.org/"
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UserRegisterBody'}}
     responses:
       200:
         description: the mail was handed to the mail server
