@@ -22,6 +22,6 @@ def quotas_summary():
       - bearer: []
     responses:
       200: {description: "Pairs of [client key, remaining seconds], ascending by remaining seconds. A client key is an IPv4 /24 or IPv6 /64 network, or `account:<account_id>` for token accounts.", schema: {$ref: '#/definitions/QuotasSummary'}}
-      401: {description: "not logged in, or not an admin", schema: {$ref: '#/definitions/Error'}}
+      401: {$ref: '#/responses/SessionRequired'}
     """
     return json_response(limiter(current_app).lowest_daily(20), nocache=True)

@@ -97,8 +97,7 @@ def user_login() -> Response:
     """
     cfg = services().cfg
     reg = auth.decode_registration(cfg, request.args.get("k", ""))
-    role = auth.login_role(cfg, accounts_store.get_role(services().db, reg.account_id),
-                           reg.email_address)
+    role = accounts_store.session_role(services().db, cfg, reg.account_id, reg.email_address)
     bearer = auth.session_token(cfg, reg.account_id, role, email_address=reg.email_address)
     return json_response({"bearer": bearer, "redirect_to": reg.redirect_to,
                           "email_address": reg.email_address}, nocache=True)
@@ -115,7 +114,7 @@ def user_refresh_token() -> Response:
       - $ref: '#/parameters/UserSession'
     responses:
       200: {description: "a new session token with the same account and login time and the account's current role (a role change applies to refreshed tokens too); refreshing never extends a login past LOGIN_EXPIRY_DAYS, and an expunged session cannot be refreshed", schema: {$ref: '#/definitions/UserRefreshToken'}}
-      401: {description: "Authentication required, Authentication token expired", schema: {$ref: '#/definitions/Error'}}
+      401: {$ref: '#/responses/SessionRequired'}
     """
     sess = auth.current_session()
     bearer = auth.session_token(services().cfg, sess.account_id, sess.role,
@@ -137,7 +136,7 @@ def set_account_role() -> Response:
     responses:
       200: {description: "stored; the role applies from the account's next request, its current sessions included", schema: {$ref: '#/definitions/SetAccountRole'}}
       400: {description: "Invalid email address, Invalid role, Invalid current_role", schema: {$ref: '#/definitions/Error'}}
-      401: {description: "Authentication required, Role not authorized", schema: {$ref: '#/definitions/Error'}}
+      401: {$ref: '#/responses/SessionRequired'}
       409: {description: "current_role was sent and the stored role differs (changed concurrently); nothing written", schema: {$ref: '#/definitions/Error'}}
     """
     doc = _body()
@@ -173,7 +172,7 @@ def get_account_role(email_address: str) -> Response:
     responses:
       200: {description: "the stored role", schema: {$ref: '#/definitions/GetAccountRole'}}
       400: {description: "Invalid email address, Account not found (no stored role)", schema: {$ref: '#/definitions/Error'}}
-      401: {description: "Authentication required, Role not authorized", schema: {$ref: '#/definitions/Error'}}
+      401: {$ref: '#/responses/SessionRequired'}
     """
     email = _valid_email(email_address)
     svc = services()
@@ -216,7 +215,7 @@ def set_session_expunge() -> Response:
     responses:
       200: {description: 'stored: role-protected routes (refresh included) now answer 401 "Authentication token expired" to the account''s tokens issued up to this millisecond', schema: {$ref: '#/definitions/SetAccountRole'}}
       400: {description: "Invalid email address", schema: {$ref: '#/definitions/Error'}}
-      401: {description: "Authentication required, Role not authorized", schema: {$ref: '#/definitions/Error'}}
+      401: {$ref: '#/responses/SessionRequired'}
     """
     email = _valid_email(_body().get("email_address"))
     svc = services()

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ooni_common.config import Config
 from ooni_common.db import Database
 from ooni_common.timeutil import utcnow
 
-from ooniapi.core.auth import epoch_ms
+from ooniapi.core.auth import epoch_ms, login_role
 from ooniapi.core.rowlock import RowLocks
 
 ROLES = ("user", "admin")
@@ -29,6 +30,12 @@ def get_role(db: Database, account_id: str) -> str | None:
     row = db.query_one("SELECT role FROM accounts WHERE account_id = {a:String}",
                        {"a": account_id})
     return row["role"] if row else None
+
+
+def session_role(db: Database, cfg: Config, account_id: str, email_address: str | None) -> str:
+    """The role a new or refreshed session of the account gets: its stored
+    role as ``auth.login_role`` maps it (ADMIN_EMAILS are admins)."""
+    return login_role(cfg, get_role(db, account_id), email_address)
 
 
 def set_role(db: Database, account_id: str, role: str) -> None:

@@ -70,6 +70,18 @@ def _session_answer(session_token: str, *, email: str, role: str, login_time: in
     }
 
 
+def _new_session(account_id: str, email_address: str | None, login_time: int,
+                 redirect_to: str = "") -> dict[str, Any]:
+    """The answer carrying a new session token of the account, with the
+    role it has now."""
+    svc = services()
+    role = accounts_store.session_role(svc.db, svc.cfg, account_id, email_address)
+    token = auth.session_token(svc.cfg, account_id, role, login_time=login_time,
+                               email_address=email_address)
+    return _session_answer(token, email=email_address or "", role=role, login_time=login_time,
+                           account_id=account_id, redirect_to=redirect_to)
+
+
 @bp.route("/api/v2/ooniauth/user-login", methods=["POST"])
 @credentialed
 def user_login() -> Response:
@@ -77,18 +89,7 @@ def user_login() -> Response:
     ---
     tags: [auth]
     parameters:
-      - in: body
-        name: body
-        required: true
-        schema:
-          type: object
-          required: [email_address, redirect_to]
-          properties:
-            email_address: {type: string, example: "nick@example.org"}
-            redirect_to:
-              type: string
-              description: https URL of the UI that gets the link; its host must be in LOGIN_REDIRECT_HOSTS
-              example: "https://run.ooni.org/"
+      - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UserRegisterBody'}}
     responses:
       200:
         description: the mail was handed to the mail server
@@ -162,28 +163,17 @@ def create_session() -> Response:
     login_token = doc.get("login_token")
     if login_token is not None and not isinstance(login_token, str):
         raise BadRequest("'login_token' field must be a string")
-    svc = services()
-    cfg = svc.cfg
     if login_token:
-        reg = auth.decode_registration(cfg, login_token)
-        role = auth.login_role(cfg, accounts_store.get_role(svc.db, reg.account_id),
-                               reg.email_address)
+        reg = auth.decode_registration(services().cfg, login_token)
         login_time = int(utcnow().replace(tzinfo=dt.timezone.utc).timestamp())
-        token = auth.session_token(cfg, reg.account_id, role, login_time=login_time,
-                                   email_address=reg.email_address)
-        return json_response(_session_answer(
-            token, email=reg.email_address, role=role, login_time=login_time,
-            account_id=reg.account_id, redirect_to=reg.redirect_to), nocache=True)
+        return json_response(_new_session(reg.account_id, reg.email_address, login_time,
+                                          redirect_to=reg.redirect_to), nocache=True)
     sess = auth.session_from_request()
     if sess is None:
         raise Unauthorized("no valid session found")
-    role = auth.login_role(cfg, accounts_store.get_role(svc.db, sess.account_id),
-                           sess.email_address)
-    token = auth.session_token(cfg, sess.account_id, role, login_time=sess.login_time,
-                               email_address=sess.email_address)
-    return json_response(_session_answer(
-        token, email=sess.email_address or "", role=role, login_time=sess.login_time,
-        account_id=sess.account_id), nocache=True)
+    # a refresh keeps the login time: it never extends a login
+    return json_response(_new_session(sess.account_id, sess.email_address, sess.login_time),
+                         nocache=True)
 
 
 @bp.route("/api/v2/ooniauth/user-session", methods=["GET"])
@@ -208,8 +198,7 @@ def get_session() -> Response:
                               "role": "", "account_id": "", "login_time": None,
                               "is_logged_in": False}, nocache=True)
     svc = services()
-    role = auth.login_role(svc.cfg, accounts_store.get_role(svc.db, sess.account_id),
-                           sess.email_address)
+    role = accounts_store.session_role(svc.db, svc.cfg, sess.account_id, sess.email_address)
     return json_response(_session_answer(
         "", email=sess.email_address or "", role=role, login_time=sess.login_time,
         account_id=sess.account_id), nocache=True)

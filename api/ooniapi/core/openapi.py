@@ -60,6 +60,10 @@ RESPONSES = {
     "BadRequest": _error("invalid parameter or body field"),
     "BadProbeCC": _error("missing or incorrect probe_cc"),
     "Unauthorized": _error("missing, forged, expired or foreign token"),
+    # What core.auth.require_role answers, for every route it guards.
+    "SessionRequired": _error('"Authentication required" (a missing or invalid session '
+                              'token), "Authentication token expired" (the account\'s '
+                              'sessions were expunged) or "Role not authorized"'),
     "Forbidden": _error("the session's role may not do this"),
     "NotFound": _error("no such item"),
     "TooLarge": _error("body over the size cap"),

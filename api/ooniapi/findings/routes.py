@@ -27,7 +27,7 @@ from ooniapi.core.errors import BadRequest, Conflict, Forbidden, NotFound, OoniE
 from ooniapi.core.http import json_response
 from ooniapi.core.rowlock import row_locks
 from ooniapi.findings import slug as slugs
-from ooniapi.findings import store, validate
+from ooniapi.findings import model, store, validate
 from ooniapi.findings.validate import InvalidParams
 
 log = logging.getLogger("ooni-api")
@@ -105,11 +105,8 @@ def search() -> Response:
     """
     f = validate.search_filters(request.args, known_themes())
     sess = current_session()
-    q = store.Search(account_id=sess.account_id if sess else None, only_mine=f.only_mine,
-                     themes=f.themes, country_codes=f.country_codes, asns=f.asns,
-                     domains=f.domains)
     with services().metrics.timer("search_list_incidents"):
-        rows = store.search(services().db, q)
+        rows = store.search(services().db, sess.account_id if sess else None, f)
     return json_response({"v": 1, "incidents": [answer(r, sess, False) for r in rows]},
                          nocache=True)
 
@@ -179,9 +176,7 @@ def post_action(action: str) -> Response:
           Invalid request (unknown action), err_request_params (an invalid
           body; the error names the field)
         schema: {$ref: "#/definitions/OoniError"}
-      401:
-        description: authentication required, token expired, role not authorized
-        schema: {$ref: "#/definitions/Error"}
+      401: {$ref: '#/responses/SessionRequired'}
       403:
         description: >
           err_ownership (a finding of another user), another user's
@@ -250,12 +245,30 @@ def _now() -> dt.datetime:
     return utcnow().replace(microsecond=0)
 
 
-def _create(db, body: dict[str, Any], sess: Session) -> Response:
+def _finding(body: dict[str, Any], sess: Session) -> validate.FindingInput:
+    """A create/update body, refused when a user sends another's address or
+    publishes."""
     inp = validate.finding(body, known_themes())
     if not _is_admin(sess):
         _check_own_email(body, sess)
         if inp.published:
             raise Forbidden("published: only admins publish")
+    return inp
+
+
+def _own_incident(db, incident_id: str, sess: Session) -> store.Incident:
+    """The incident the caller may edit or delete (users: their own); call
+    it holding the table's lock."""
+    prev = store.get(db, incident_id)
+    if prev is None:
+        raise NotFound("Incident not found")
+    if not _is_admin(sess) and prev.creator_account_id != sess.account_id:
+        raise OwnershipError()
+    return prev
+
+
+def _create(db, body: dict[str, Any], sess: Session) -> Response:
+    inp = _finding(body, sess)
     with row_locks().hold(LOCK):
         now = _now()
         if inp.slug is not None:
@@ -273,17 +286,9 @@ def _create(db, body: dict[str, Any], sess: Session) -> Response:
 
 
 def _update(db, body: dict[str, Any], incident_id: str, sess: Session) -> Response:
-    inp = validate.finding(body, known_themes())
-    if not _is_admin(sess):
-        _check_own_email(body, sess)
-        if inp.published:
-            raise Forbidden("published: only admins publish")
+    inp = _finding(body, sess)
     with row_locks().hold(LOCK):
-        prev = store.get(db, incident_id)
-        if prev is None:
-            raise NotFound("Incident not found")
-        if not _is_admin(sess) and prev.creator_account_id != sess.account_id:
-            raise OwnershipError()
+        prev = _own_incident(db, incident_id, sess)
         if inp.update_time is not None and inp.update_time != prev.update_time:
             raise Conflict("update_time: the finding was changed since it was read "
                            f"(now {prev.update_time.strftime(validate.TIME_FORMAT)})")
@@ -303,11 +308,7 @@ def _delete(db, body: dict[str, Any], incident_id: str, sess: Session) -> Respon
     if not _is_admin(sess):
         _check_own_email(body, sess)
     with row_locks().hold(LOCK):
-        prev = store.get(db, incident_id)
-        if prev is None:
-            raise NotFound("Incident not found")
-        if not _is_admin(sess) and prev.creator_account_id != sess.account_id:
-            raise OwnershipError()
+        _own_incident(db, incident_id, sess)
         store.delete(db, incident_id)
     log.info("incident %s deleted by %s", incident_id, sess.account_id)
     return json_response({}, nocache=True)
@@ -329,11 +330,6 @@ def _set_published(db, incident_id: str, published: bool, sess: Session) -> Resp
 
 def _incident(inp: validate.FindingInput, *, incident_id: str, slug: str, owner: str,
               create_time: dt.datetime, update_time: dt.datetime) -> store.Incident:
-    return store.Incident(
-        id=incident_id, title=inp.title, short_description=inp.short_description,
-        text=inp.text, reported_by=inp.reported_by, email_address=inp.email_address,
-        event_type=inp.event_type, published=inp.published, start_time=inp.start_time,
-        end_time=inp.end_time, create_time=create_time, update_time=update_time,
-        creator_account_id=owner, slug=slug, CCs=inp.CCs, ASNs=inp.ASNs,
-        themes=inp.themes, domains=inp.domains, tags=inp.tags, links=inp.links,
-        test_names=inp.test_names)
+    return store.Incident(**model.content_of(inp), id=incident_id, slug=slug,
+                          creator_account_id=owner, create_time=create_time,
+                          update_time=update_time)

@@ -14,53 +14,25 @@ is checked against (issue 16, defect 3).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ooni_common.db import Database
 
 from ooniapi.core.ids import generate_int_id
 from ooniapi.findings import slug as slugs
+from ooniapi.findings.model import FindingContent, SearchFilters
 
 
-@dataclass
-class Incident:
-    """One incident as stored (times naive UTC, ``published`` a bool;
-    ``slug`` the effective one, legacy rows included)."""
+@dataclass(kw_only=True)
+class Incident(FindingContent):
+    """One incident as stored (``slug`` the effective one, legacy rows
+    included)."""
     id: str
-    title: str
-    short_description: str
-    text: str
-    reported_by: str
-    email_address: str
-    event_type: str
-    published: bool
-    start_time: dt.datetime
-    end_time: dt.datetime | None
     create_time: dt.datetime
     update_time: dt.datetime
     creator_account_id: str
     slug: str = ""
-    CCs: list[str] = field(default_factory=list)
-    ASNs: list[int] = field(default_factory=list)
-    themes: list[str] = field(default_factory=list)
-    domains: list[str] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    links: list[str] = field(default_factory=list)
-    test_names: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Search:
-    """What a caller may see: ``account_id`` None for anonymous callers
-    (published incidents only). Within a filter any value matches, across
-    filters all must."""
-    account_id: str | None
-    only_mine: bool = False
-    themes: tuple[str, ...] = ()
-    country_codes: tuple[str, ...] = ()
-    asns: tuple[int, ...] = ()
-    domains: tuple[str, ...] = ()
 
 
 _COLUMNS = ["id", "update_time", "start_time", "end_time", "creator_account_id",
@@ -115,17 +87,19 @@ def find(db: Database, key: str, published_only: bool) -> Incident | None:
     return _incident(row) if row else None
 
 
-def search(db: Database, q: Search) -> list[Incident]:
-    """Incidents the caller may see, without their text, ordered by title."""
+def search(db: Database, account_id: str | None, q: SearchFilters) -> list[Incident]:
+    """Incidents the caller may see (``account_id`` None for anonymous
+    callers: published incidents only) matching ``q``, without their text,
+    ordered by title."""
     where = ["deleted != 1"]
     params: dict[str, Any] = {}
-    if q.account_id is None:
+    if account_id is None:
         where.append("published = 1")
     if q.only_mine:
-        if q.account_id is None:
+        if account_id is None:
             return []
         where.append("creator_account_id = {acc:String}")
-        params["acc"] = q.account_id
+        params["acc"] = account_id
     for col, values, typ in (("themes", q.themes, "Array(String)"),
                              ("CCs", q.country_codes, "Array(String)"),
                              ("ASNs", q.asns, "Array(UInt32)"),

@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ooniapi.core.errors import OoniError
 from ooniapi.core.params import UINT32_MAX, asn_value
 from ooniapi.findings import slug as slugs
+from ooniapi.findings.model import FindingContent, SearchFilters
 
 log = logging.getLogger("ooni-api")
 
@@ -64,25 +65,9 @@ class InvalidParams(OoniError):
                          f"Invalid parameters in the request: {name}: {why}")
 
 
-@dataclass
-class FindingInput:
+@dataclass(kw_only=True)
+class FindingInput(FindingContent):
     """A validated create/update body."""
-    title: str
-    short_description: str
-    text: str
-    reported_by: str
-    email_address: str
-    event_type: str
-    published: bool
-    start_time: dt.datetime
-    end_time: dt.datetime | None
-    CCs: list[str] = field(default_factory=list)
-    ASNs: list[int] = field(default_factory=list)
-    themes: list[str] = field(default_factory=list)
-    domains: list[str] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    links: list[str] = field(default_factory=list)
-    test_names: list[str] = field(default_factory=list)
     slug: str | None = None
     # The update_time the client read (the version its edit is based on).
     update_time: dt.datetime | None = None
@@ -251,15 +236,6 @@ def finding(body: dict[str, Any], known_themes: Iterable[str]) -> FindingInput:
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off", "")
-
-
-@dataclass(frozen=True)
-class SearchFilters:
-    only_mine: bool = False
-    themes: tuple[str, ...] = ()
-    country_codes: tuple[str, ...] = ()
-    asns: tuple[int, ...] = ()
-    domains: tuple[str, ...] = ()
 
 
 def _values(name: str, values: list[str]) -> list[str]:

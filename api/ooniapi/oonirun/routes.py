@@ -80,6 +80,26 @@ def _read_descriptor() -> tuple[dict[str, Any], str]:
     return desc.validate(doc), text
 
 
+def _write_version(link_id: int, vs: list[store.Version], descriptor: dict[str, Any], text: str,
+                   *, creator: str, now: dt.datetime, new_revision: bool,
+                   archived: bool) -> dt.datetime:
+    """Stores the next version of a link whose versions were read as ``vs``,
+    or 409 when another write reached the link since. Both creation times
+    move past the previous version's (a later write must sort after it);
+    the descriptor's only for a ``new_revision``. Returns the descriptor's."""
+    prev = vs[-1]
+    descriptor_creation_time = (max(now, prev.descriptor_creation_time + _TICK)
+                                if new_revision else prev.descriptor_creation_time)
+    translation_creation_time = max(now, prev.translation_creation_time + _TICK)
+    db = services().db
+    with _locks().of(link_id):
+        store.check_unchanged(db, link_id, store.head_of(vs))
+        store.insert_version(db, link_id, descriptor, text, creator, descriptor_creation_time,
+                             translation_creation_time, archived)
+    _written(link_id)
+    return descriptor_creation_time
+
+
 @bp.route("/api/_/ooni_run/create", methods=["POST"])
 @require_role("user", "admin")
 def create() -> Response:
@@ -106,22 +126,14 @@ def create() -> Response:
           required: [name, author]
           properties:
             name: {type: string}
-            name_intl: {type: object, additionalProperties: {type: string}}
+            name_intl: {$ref: "#/definitions/OONIRunIntl"}
             short_description: {type: string}
-            short_description_intl: {type: object, additionalProperties: {type: string}}
+            short_description_intl: {$ref: "#/definitions/OONIRunIntl"}
             description: {type: string}
-            description_intl: {type: object, additionalProperties: {type: string}}
+            description_intl: {$ref: "#/definitions/OONIRunIntl"}
             icon: {type: string}
             author: {type: string}
-            nettests:
-              type: array
-              items:
-                type: object
-                required: [test_name]
-                properties:
-                  test_name: {type: string}
-                  inputs: {type: array, items: {type: string}}
-                  options: {type: object}
+            nettests: {type: array, items: {$ref: "#/definitions/OONIRunNettest"}}
     responses:
       200:
         description: the link id
@@ -136,9 +148,7 @@ def create() -> Response:
           err_empty_translation_field, ...) or "OONIRun descriptor not found"
           for an update of a link the caller did not create
         schema: {$ref: "#/definitions/Error"}
-      401:
-        description: authentication required
-        schema: {$ref: "#/definitions/Error"}
+      401: {$ref: '#/responses/SessionRequired'}
     """
     sess = current_session()
     # Legacy UIs sent the id as ``id``.
@@ -161,17 +171,11 @@ def create() -> Response:
         # a v1 UI does not know the field: keep what a v2 edit set
         descriptor["expiration_date"] = prev.descriptor["expiration_date"]
         text = json.dumps(descriptor, ensure_ascii=False)
-    descriptor_creation_time = (
-        max(now, prev.descriptor_creation_time + _TICK)
-        if desc.is_structural_change(prev.descriptor, descriptor)
-        else prev.descriptor_creation_time)
-    now = max(now, prev.translation_creation_time + _TICK)
-    with _locks().of(link_id):
-        store.check_unchanged(db, link_id, store.head_of(vs))
-        # an archived link stays archived through later edits
-        store.insert_version(db, link_id, descriptor, text, sess.account_id,
-                             descriptor_creation_time, now, any(v.archived for v in vs))
-    _written(link_id)
+    # an archived link stays archived through later edits
+    descriptor_creation_time = _write_version(
+        link_id, vs, descriptor, text, creator=sess.account_id, now=now,
+        new_revision=desc.is_structural_change(prev.descriptor, descriptor),
+        archived=any(v.archived for v in vs))
     log.info("oonirun link %d saved (descriptor %s)", link_id, descriptor_creation_time)
     return json_response({"v": 1, "ooni_run_link_id": link_id}, nocache=True)
 
@@ -195,9 +199,7 @@ def archive(ooni_run_link_id: int) -> Response:
           type: object
           properties:
             v: {type: integer, enum: [1]}
-      401:
-        description: authentication required
-        schema: {$ref: "#/definitions/Error"}
+      401: {$ref: '#/responses/SessionRequired'}
     """
     sess = current_session()
     if ooni_run_link_id <= UINT64_MAX:
@@ -317,19 +319,24 @@ _BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
 LIST_MAX_LIMIT = 1000
 
 
-def _v2_body() -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_V2_BODY:
-        raise BadRequest(f"Request body too large (limit {MAX_V2_BODY} bytes)")
-    raw = read_body()
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """A v2 request body: a JSON object of at most MAX_V2_BODY bytes, else
+    a 400 that says ``what`` was expected."""
     if len(raw) > MAX_V2_BODY:
         raise BadRequest(f"Request body too large (limit {MAX_V2_BODY} bytes)")
     try:
         doc = strict_json.loads(raw)
     except (ValueError, RecursionError, UnicodeError):
-        raise BadRequest("The request body must be a JSON object (an OONI Run link)") from None
+        doc = None
     if not isinstance(doc, dict):
-        raise BadRequest("The request body must be a JSON object (an OONI Run link)")
+        raise BadRequest(f"The request body must be a JSON object ({what})")
     return doc
+
+
+def _v2_body() -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_V2_BODY:
+        raise BadRequest(f"Request body too large (limit {MAX_V2_BODY} bytes)")
+    return _json_object(read_body(), "an OONI Run link")
 
 
 def _descriptor_text(d: dict[str, Any]) -> str:
@@ -370,13 +377,18 @@ def _query_bool(name: str, default: bool) -> bool:
     return b
 
 
-def _load(link_id: int, revision: int | None) -> tuple[list[store.Version], LinkState]:
-    vs = store.versions(services().db, link_id)
+def _state(vs: list[store.Version], revision: int | None) -> LinkState:
+    """The link whose stored versions are ``vs`` at ``revision`` (None: the
+    latest); 404 when there is no such link or revision."""
     if not vs:
         raise NotFound("OONI Run link not found")
     if revision is not None and revision > len(vs):
         raise NotFound("OONI Run link revision not found")
-    return vs, store.link_state(vs, revision)
+    return store.link_state(vs, revision)
+
+
+def _load(link_id: int, revision: int | None) -> LinkState:
+    return _state(store.versions(services().db, link_id), revision)
 
 
 def _is_mine(state: LinkState) -> bool:
@@ -416,9 +428,7 @@ def v2_create() -> Response:
       400:
         description: a bad field (named in the error), or author is not the caller's address
         schema: {$ref: "#/definitions/Error"}
-      401:
-        description: missing, invalid, expired or expunged session token, or a role other than user/admin
-        schema: {$ref: "#/definitions/Error"}
+      401: {$ref: '#/responses/SessionRequired'}
     """
     sess = current_session()
     edit = link.parse_edit(_v2_body(), dynamic_lists.TARGETS_NAMES)
@@ -430,7 +440,7 @@ def v2_create() -> Response:
     link_id = store.new_id(db, services().cfg.collector_id)
     store.insert_version(db, link_id, d, text, sess.account_id, now, now, False)
     log.info("oonirun link %d created (v2)", link_id)
-    _, state = _load(link_id, None)
+    state = _load(link_id, None)
     return json_response(link.answer(state, mine=True, now=now), nocache=True)
 
 
@@ -459,9 +469,7 @@ def v2_edit(link_id: str) -> Response:
       400:
         description: a bad field (named in the error)
         schema: {$ref: "#/definitions/Error"}
-      401:
-        description: missing, invalid, expired or expunged session token
-        schema: {$ref: "#/definitions/Error"}
+      401: {$ref: '#/responses/SessionRequired'}
       403:
         description: the link has expired (or was archived), or a user set an author other than their address
         schema: {$ref: "#/definitions/Error"}
@@ -491,16 +499,11 @@ def v2_edit(link_id: str) -> Response:
     prev = vs[-1]
     new_revision = (link.comparable_nettests(prev.descriptor.get("nettests"))
                     != link.comparable_nettests(edit.nettests))
-    dct = max(now, prev.descriptor_creation_time + _TICK) if new_revision \
-        else prev.descriptor_creation_time
-    tct = max(now, prev.translation_creation_time + _TICK)
-    with _locks().of(lid):
-        store.check_unchanged(db, lid, store.head_of(vs))
-        store.insert_version(db, lid, d, text, prev.creator_account_id, dct, tct, False)
-    _written(lid)
+    _write_version(lid, vs, d, text, creator=prev.creator_account_id, now=now,
+                   new_revision=new_revision, archived=False)
     log.info("oonirun link %d edited (v2, %s)", lid,
              "new revision" if new_revision else "same revision")
-    _, state = _load(lid, None)
+    state = _load(lid, None)
     return json_response(link.answer(state, mine=_is_mine(state), now=now), nocache=True)
 
 
@@ -578,7 +581,7 @@ def probe_link(link_id: str) -> Response:
         description: unknown link or revision
         schema: {$ref: "#/definitions/Error"}
     """
-    _, state = _load(_v2_link_id(link_id), _revision(request.args.get("revision")))
+    state = _load(_v2_link_id(link_id), _revision(request.args.get("revision")))
     # Personal (is_mine) and a changed descriptor must reach the probe at once.
     return json_response(link.answer(state, mine=_is_mine(state), now=utcnow()), nocache=True)
 
@@ -605,7 +608,7 @@ def v2_full_descriptor(link_id: str, revision: str) -> Response:
         schema: {$ref: "#/definitions/Error"}
     """
     rev = _revision(revision)
-    _, state = _load(_v2_link_id(link_id), rev)
+    state = _load(_v2_link_id(link_id), rev)
     return json_response(link.answer(state, mine=_is_mine(state), now=utcnow()), nocache=True)
 
 
@@ -671,24 +674,11 @@ def probe_engine_descriptor(link_id: str, revision: str) -> Response:
     rev = _revision(revision)
     lid = _v2_link_id(link_id)
     raw = read_body()
-    body: Any = {}
-    if raw.strip():
-        if len(raw) > MAX_V2_BODY:
-            raise BadRequest(f"Request body too large (limit {MAX_V2_BODY} bytes)")
-        try:
-            body = strict_json.loads(raw)
-        except (ValueError, RecursionError, UnicodeError):
-            body = None
-        if not isinstance(body, dict):
-            raise BadRequest("The request body must be a JSON object (the probe's run metadata)")
+    # every field is optional: so is the body
+    body = _json_object(raw, "the probe's run metadata") if raw.strip() else {}
     meta = dynamic_lists.parse_meta(body, request.headers.get("x-ooni-networkinfo"))
     ua = dynamic_lists.parse_user_agent(request.headers.get("User-Agent"))
-    vs = services().extras["oonirun_engine_cache"].get(services().db, lid)
-    if not vs:
-        raise NotFound("OONI Run link not found")
-    if rev is not None and rev > len(vs):
-        raise NotFound("OONI Run link revision not found")
-    state = store.link_state(vs, rev)
+    state = _state(services().extras["oonirun_engine_cache"].get(services().db, lid), rev)
     services().metrics.incr("oonirun_engine_descriptor."
                             + (ua.software_name if ua else "unknown_software"))
     out = link.answer(state, mine=_is_mine(state), now=utcnow(),
@@ -714,8 +704,7 @@ def probe_link_revisions(link_id: str) -> Response:
         description: unknown link
         schema: {$ref: "#/definitions/Error"}
     """
-    n = uint_value(link_id.strip(), UINT64_MAX)
-    count = len(store.versions(services().db, n)) if n is not None else 0
+    count = len(store.versions(services().db, _v2_link_id(link_id)))
     if not count:
         raise NotFound("OONI Run link not found")
     return json_response({"revisions": [str(n) for n in range(count, 0, -1)]}, nocache=True)

@@ -73,7 +73,7 @@ def test_list(country_code: str) -> Response:
     responses:
       200: {description: "test_list is the caller's working copy of lists/<cc>.csv when it has unsubmitted or open changes, else upstream's; null when there is no list for that country. changes lists the caller's changes per country; pr_url is set in state PR_OPEN.", schema: {$ref: '#/definitions/TestList'}}
       400: {description: "err_invalid_country_code", schema: {$ref: '#/definitions/Error'}}
-      401: {description: "authentication required", schema: {$ref: '#/definitions/Error'}}
+      401: {$ref: '#/responses/SessionRequired'}
       409: {description: "err_account_busy (another request of the account is running)", schema: {$ref: '#/definitions/Error'}}
       503: {description: "the test-lists repository could not be fetched for the first time", schema: {$ref: '#/definitions/Error'}}
     """
@@ -97,7 +97,7 @@ def update_url() -> Response:
     responses:
       200: {description: "the new entry as sent", schema: {$ref: '#/definitions/UpdateUrl'}}
       400: {description: "err_request_params, err_invalid_country_code, err_country_not_supported, err_bad_url, err_bad_category_code, err_bad_date, err_no_proposed_changes, err_duplicate_url, err_cannot_update_list (old_entry is not the current row), err_cannot_close_pr", schema: {$ref: '#/definitions/Error'}}
-      401: {description: "authentication required", schema: {$ref: '#/definitions/Error'}}
+      401: {$ref: '#/responses/SessionRequired'}
       409: {description: "err_account_busy", schema: {$ref: '#/definitions/Error'}}
       503: {description: "GitHub or the test-lists repository is unreachable; nothing changed", schema: {$ref: '#/definitions/Error'}}
     """
@@ -125,7 +125,7 @@ def submit() -> Response:
     responses:
       200: {description: "the pull request's API URL", schema: {$ref: '#/definitions/Submit'}}
       400: {description: "err_no_proposed_changes (nothing to submit)", schema: {$ref: '#/definitions/Error'}}
-      401: {description: "authentication required", schema: {$ref: '#/definitions/Error'}}
+      401: {$ref: '#/responses/SessionRequired'}
       409: {description: "err_pr_already_open, err_account_busy", schema: {$ref: '#/definitions/Error'}}
       503: {description: "GitHub or the fork is unreachable or refused; the changes stay in state IN_PROGRESS and the submit can be retried", schema: {$ref: '#/definitions/Error'}}
     """
