@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from ooniapi.accounts import mailer
 from ooniapi.accounts import store as accounts_store
@@ -15,11 +15,12 @@ from ooniapi.core import auth
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, Conflict
 from ooniapi.core.http import json_response
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.core.rowlock import row_locks
 
 log = logging.getLogger("ooni-api")
 
-bp = Blueprint("auth_routes", __name__)
+bp = ApiBlueprint("auth_routes", __name__, tag="auth")
 
 
 def _body() -> dict[str, Any]:
@@ -49,7 +50,6 @@ def _valid_email(value: Any) -> str:
 def user_register() -> Response:
     """Send a login link by e-mail
     ---
-    tags: [auth]
     consumes: [application/json, application/x-www-form-urlencoded]
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UserRegisterBody'}, description: "also accepted as an HTML form with the same fields"}
@@ -88,7 +88,6 @@ def user_register() -> Response:
 def user_login() -> Response:
     """Exchange the token of a login link for a session token
     ---
-    tags: [auth]
     parameters:
       - {name: k, in: query, type: string, required: true, description: "the registration token from the login link"}
     responses:
@@ -108,13 +107,8 @@ def user_login() -> Response:
 def user_refresh_token() -> Response:
     """Renew the caller's session token
     ---
-    tags: [auth]
-    security: [{bearer: []}]
-    parameters:
-      - $ref: '#/parameters/UserSession'
     responses:
       200: {description: "a new session token with the same account and login time and the account's current role (a role change applies to refreshed tokens too); refreshing never extends a login past LOGIN_EXPIRY_DAYS, and an expunged session cannot be refreshed", schema: {$ref: '#/definitions/UserRefreshToken'}}
-      401: {$ref: '#/responses/SessionRequired'}
     """
     sess = auth.current_session()
     bearer = auth.session_token(services().cfg, sess.account_id, sess.role,
@@ -127,16 +121,12 @@ def user_refresh_token() -> Response:
 def set_account_role() -> Response:
     """Set the role of an account (admin)
     ---
-    tags: [auth]
-    security: [{bearer: []}]
     consumes: [application/json, application/x-www-form-urlencoded]
     parameters:
-      - $ref: '#/parameters/AdminToken'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SetAccountRoleBody'}}
     responses:
       200: {description: "stored; the role applies from the account's next request, its current sessions included", schema: {$ref: '#/definitions/SetAccountRole'}}
       400: {description: "Invalid email address, Invalid role, Invalid current_role", schema: {$ref: '#/definitions/Error'}}
-      401: {$ref: '#/responses/SessionRequired'}
       409: {description: "current_role was sent and the stored role differs (changed concurrently); nothing written", schema: {$ref: '#/definitions/Error'}}
     """
     doc = _body()
@@ -164,15 +154,11 @@ def set_account_role() -> Response:
 def get_account_role(email_address: str) -> Response:
     """Role of an account (admin)
     ---
-    tags: [auth]
-    security: [{bearer: []}]
     parameters:
-      - $ref: '#/parameters/AdminToken'
       - {name: email_address, in: path, type: string, required: true}
     responses:
       200: {description: "the stored role", schema: {$ref: '#/definitions/GetAccountRole'}}
       400: {description: "Invalid email address, Account not found (no stored role)", schema: {$ref: '#/definitions/Error'}}
-      401: {$ref: '#/responses/SessionRequired'}
     """
     email = _valid_email(email_address)
     svc = services()
@@ -187,7 +173,6 @@ def get_account_role(email_address: str) -> Response:
 def account_metadata() -> Response:
     """Whether the caller is logged in, and with which role
     ---
-    tags: [auth]
     security: [{bearer: []}]
     parameters:
       - $ref: '#/parameters/OptionalSession'
@@ -206,16 +191,12 @@ def account_metadata() -> Response:
 def set_session_expunge() -> Response:
     """End every current session of an account (admin)
     ---
-    tags: [auth]
-    security: [{bearer: []}]
     consumes: [application/json, application/x-www-form-urlencoded]
     parameters:
-      - $ref: '#/parameters/AdminToken'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SetSessionExpungeBody'}}
     responses:
       200: {description: 'stored: role-protected routes (refresh included) now answer 401 "Authentication token expired" to the account''s tokens issued up to this millisecond', schema: {$ref: '#/definitions/SetAccountRole'}}
       400: {description: "Invalid email address", schema: {$ref: '#/definitions/Error'}}
-      401: {$ref: '#/responses/SessionRequired'}
     """
     email = _valid_email(_body().get("email_address"))
     svc = services()

@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Response
 
 from ooni_common.timeutil import iso_z, utcnow
 
@@ -20,10 +20,11 @@ from ooniapi.core.body import read_body
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest, Unauthorized
 from ooniapi.core.http import json_response
+from ooniapi.core.openapi import ApiBlueprint
 
 log = logging.getLogger("ooni-api")
 
-bp = Blueprint("ooniauth_v2", __name__)
+bp = ApiBlueprint("ooniauth_v2", __name__, tag="auth")
 
 MAX_BODY = 16 * 1024
 # upstream: EmailStr of 5..255 characters
@@ -87,7 +88,6 @@ def _new_session(account_id: str, email_address: str | None, login_time: int,
 def user_login() -> Response:
     """Send a login link by e-mail (ooniauth v2)
     ---
-    tags: [auth]
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UserRegisterBody'}}
     responses:
@@ -134,7 +134,6 @@ def user_login() -> Response:
 def create_session() -> Response:
     """Exchange a login token for a session token, or refresh a session (ooniauth v2)
     ---
-    tags: [auth]
     parameters:
       - in: body
         name: body
@@ -181,7 +180,6 @@ def create_session() -> Response:
 def get_session() -> Response:
     """The caller's session (ooniauth v2)
     ---
-    tags: [auth]
     parameters:
       - $ref: '#/parameters/OptionalSession'
     responses:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ujson
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from ooni_common.db import DatabaseError, QueryTimeout
 
@@ -19,10 +19,11 @@ from ooniapi.aggregation import filters, summary
 from ooniapi.core import params
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest
+from ooniapi.core.openapi import ApiBlueprint
 
 log = logging.getLogger("ooni-api.aggregation")
 
-bp = Blueprint("aggregation", __name__)
+bp = ApiBlueprint("aggregation", __name__, tag="aggregation")
 
 # Dimension name -> SQL expression. measurement_start_day depends on the
 # time grain (TIME_GRAIN_SQL); category_code comes from the citizenlab join.
@@ -304,7 +305,6 @@ def to_csv(result: Any, axes: list[str]) -> str:
 def aggregation() -> Response:
     """Aggregate counters of measurements, optionally by one or two dimensions.
     ---
-    tags: [aggregation]
     summary: Aggregated measurement counters (MAT, Explorer, researchers)
     description: >
       Counts measurements of the fastpath table matching the filters, grouped

@@ -46,6 +46,7 @@ from flask import Response, g, make_response, request
 from ooni_common.config import Config, ConfigError
 from ooni_common.timeutil import utcnow
 
+from ooniapi.core import openapi
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest, Unauthorized
 from ooniapi.core.http import json_response, set_nocache
@@ -423,7 +424,10 @@ def require_role(*roles: str) -> Callable:
             g.ooni_session = sess
             return fn(*args, **kwargs)
         # credentialed answers the 401s too, so that they carry no-cache + CORS.
-        return credentialed(checked)
+        route = credentialed(checked)
+        route.required_roles = frozenset(allowed)
+        openapi.document_session(route)
+        return route
     return deco
 
 

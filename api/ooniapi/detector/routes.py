@@ -6,17 +6,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from ooni_common.timeutil import utcnow
 
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest
 from ooniapi.core.http import json_response, set_cached
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.core.params import asn_value, is_domain_or_ip, parse_date, parse_probe_asn, parse_probe_cc
 from ooniapi.detector import feeds
 
-bp = Blueprint("detector", __name__)
+bp = ApiBlueprint("detector", __name__, tag="detector")
 
 DEFAULT_EXPLORER = "https://explorer.ooni.org"
 # Feeds and changepoints change once an hour, when the detector runs.
@@ -87,7 +88,6 @@ def list_changepoints(since: dt.datetime, until: dt.datetime, probe_cc: str | No
 def changepoints() -> Response:
     """Changepoints found by the blocking-event detector (CUSUM over hourly blocking shares).
     ---
-    tags: [detector]
     parameters:
       - {name: probe_cc, in: query, type: string, description: two-letter country code}
       - {name: probe_asn, in: query, type: string, description: "ASN, as AS1234 or 1234"}
@@ -135,7 +135,6 @@ def _feed(spec: feeds.FeedSpec) -> Response:
 def feed_global() -> Response:
     """Atom feed of every block/unblock event the detector found.
     ---
-    tags: [detector]
     produces: [application/atom+xml]
     responses:
       200: {$ref: '#/responses/AtomFeed'}
@@ -148,7 +147,6 @@ def feed_global() -> Response:
 def feed_country(cc: str) -> Response:
     """Atom feed of block/unblock events in one country.
     ---
-    tags: [detector]
     produces: [application/atom+xml]
     parameters:
       - {name: cc, in: path, type: string, required: true, description: two-letter country code}
@@ -166,7 +164,6 @@ def feed_country(cc: str) -> Response:
 def feed_asn(asn: str) -> Response:
     """Atom feed of block/unblock events in one network.
     ---
-    tags: [detector]
     produces: [application/atom+xml]
     parameters:
       - {name: asn, in: path, type: string, required: true, description: "ASN, as AS1234 or 1234"}
@@ -185,7 +182,6 @@ def feed_asn(asn: str) -> Response:
 def feed_domain(domain: str) -> Response:
     """Atom feed of block/unblock events for one domain.
     ---
-    tags: [detector]
     produces: [application/atom+xml]
     parameters:
       - {name: domain, in: path, type: string, required: true, description: domain name}

@@ -9,7 +9,7 @@ import logging
 import math
 from urllib.parse import urlencode, urljoin
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from ooni_common.db import DatabaseError, QueryTimeout
 
@@ -17,12 +17,13 @@ from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest, DatabaseTimeout
 from ooniapi.core.fixed_data import COUNTRY_NAMES, TEST_NAMES, test_names_of_groups
 from ooniapi.core.http import base_url, json_response
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.core.params import parse_input, parse_int, parse_probe_asn, parse_probe_cc
 from ooniapi.explorer import stats
 
 log = logging.getLogger("ooni-api")
 
-bp = Blueprint("private", __name__)
+bp = ApiBlueprint("private", __name__, tag="private")
 
 PREFIX = "/api/_"
 # Longest value of the free-text parameters (domain, input) worth a query.
@@ -82,7 +83,6 @@ def _db_error_v0(e: DatabaseError, status: int = 500) -> ApiError:
 def asn_by_month() -> Response:
     """Distinct networks (ASNs) with measurements, per month.
     ---
-    tags: [private]
     summary: Network count per month over the last 24 months
     responses:
       200: {description: "Months with data, ascending, from 24 months ago to the current month.", schema: {$ref: '#/definitions/AsnByMonth'}}
@@ -95,7 +95,6 @@ def asn_by_month() -> Response:
 def countries_by_month() -> Response:
     """Distinct countries with measurements, per month.
     ---
-    tags: [private]
     summary: Country count per month over the last 24 months
     responses:
       200: {description: "Months with data, ascending, from 24 months ago to the current month.", schema: {$ref: '#/definitions/CountriesByMonth'}}
@@ -108,7 +107,6 @@ def countries_by_month() -> Response:
 def test_names() -> Response:
     """Test names and their display names.
     ---
-    tags: [private]
     summary: Test ids and display names for Explorer
     responses:
       200: {description: "The 24 tests of api.md §20.1, in a fixed order.", schema: {$ref: '#/definitions/TestNames'}}
@@ -121,7 +119,6 @@ def test_names() -> Response:
 def countries() -> Response:
     """Measurement count per country.
     ---
-    tags: [private]
     summary: Countries with measurements, with their names and counts
     responses:
       200: {description: "Measurement count per country over all time, ordered by country code. Codes without a country name (ZZ) are left out.", schema: {$ref: '#/definitions/Countries'}}
@@ -135,7 +132,6 @@ def countries() -> Response:
 def test_coverage() -> Response:
     """Measurements per test group and networks per day in a country.
     ---
-    tags: [private]
     summary: Test and network coverage of a country over the last 30 days
     parameters:
       - $ref: '#/parameters/ProbeCC'
@@ -172,7 +168,6 @@ def _last_31_days(st: stats.ExplorerStats) -> tuple[dt.date, dt.date]:
 def website_networks() -> Response:
     """Measurement count per network in a country.
     ---
-    tags: [private]
     summary: Networks of a country by measurement count, last 31 days
     parameters:
       - $ref: '#/parameters/ProbeCC'
@@ -191,7 +186,6 @@ def website_networks() -> Response:
 def website_stats() -> Response:
     """Daily counters of one URL on one network.
     ---
-    tags: [private]
     summary: Daily anomaly/confirmed/failure counts of a URL in a network, last 31 days
     parameters:
       - $ref: '#/parameters/ProbeCC'
@@ -218,7 +212,6 @@ def website_stats() -> Response:
 def website_urls() -> Response:
     """Web Connectivity counters per URL on one network.
     ---
-    tags: [private]
     summary: URLs tested in a network over the last 31 days, paged
     parameters:
       - $ref: '#/parameters/ProbeCC'
@@ -260,7 +253,6 @@ NETWORK_STATS_MAX_LIMIT = 1000
 def network_stats() -> Response:
     """Measurement and anomaly counts per network in a country.
     ---
-    tags: [private]
     summary: Networks of a country over the last 30 days, most measured first, paged
     parameters:
       - $ref: '#/parameters/ProbeCC'
@@ -333,7 +325,6 @@ def network_stats() -> Response:
 def vanilla_tor_stats() -> Response:
     """Vanilla Tor reachability per network in a country.
     ---
-    tags: [private]
     summary: vanilla_tor results per network over the last 6 months
     parameters:
       - $ref: '#/parameters/ProbeCC'
@@ -359,7 +350,6 @@ def vanilla_tor_stats() -> Response:
 def im_networks() -> Response:
     """Networks where instant messaging tests ran in a country.
     ---
-    tags: [private]
     summary: IM test networks per app over the last 31 days
     parameters:
       - $ref: '#/parameters/ProbeCC'
@@ -383,7 +373,6 @@ def im_networks() -> Response:
 def im_stats() -> Response:
     """Daily measurement count of an IM test on one network.
     ---
-    tags: [private]
     summary: Daily counts of an IM test in a network, today-31 to today
     parameters:
       - {name: test_name, in: query, type: string, required: true, enum: [facebook_messenger, signal, telegram, whatsapp]}
@@ -413,7 +402,6 @@ def im_stats() -> Response:
 def country_overview() -> Response:
     """Overview of a country's measurements.
     ---
-    tags: [private]
     summary: First measurement date, measurement and network counts of a country
     parameters:
       - $ref: '#/parameters/ProbeCC'
@@ -432,7 +420,6 @@ def country_overview() -> Response:
 def global_overview() -> Response:
     """Global measurement, network and country counts.
     ---
-    tags: [private]
     summary: Totals over the whole measurement table
     responses:
       200: {description: "Distinct networks and countries, and measurements, over all time.", schema: {$ref: '#/definitions/GlobalOverview'}}
@@ -446,7 +433,6 @@ def global_overview() -> Response:
 def global_overview_by_month() -> Response:
     """Global networks, countries and measurements per month.
     ---
-    tags: [private]
     summary: Monthly global totals over the last 24 months
     responses:
       200: {description: "Three series of {date, value}, months with data, ascending.", schema: {$ref: '#/definitions/GlobalOverviewByMonth'}}
@@ -463,7 +449,6 @@ def global_overview_by_month() -> Response:
 def circumvention_stats_by_country() -> Response:
     """Circumvention test measurements per country.
     ---
-    tags: [private]
     summary: torsf, tor, stunreachability, psiphon and riseupvpn measurements per country
     responses:
       200: {description: 'Last 6 months up to yesterday, ordered by country. A database error is answered 200 with {"v": 0, "error": ...} and max-age 0 (api.md §6).', schema: {$ref: '#/definitions/CircumventionStatsByCountry'}}
@@ -482,7 +467,6 @@ def circumvention_stats_by_country() -> Response:
 def circumvention_runtime_stats() -> Response:
     """Runtime percentiles of circumvention tests.
     ---
-    tags: [private]
     summary: p50/p90 of test_runtime and count, per test, country and day
     responses:
       200: {description: "Last 6 months up to yesterday. The full product of the test names, countries and dates seen; v is [p50, p90, count], or [] for a cell without data.", schema: {$ref: '#/definitions/CircumventionRuntimeStats'}}
@@ -502,7 +486,6 @@ def circumvention_runtime_stats() -> Response:
 def domain_metadata() -> Response:
     """Category code and canonical form of a domain.
     ---
-    tags: [private]
     summary: Primary category code and canonical domain from the test lists
     parameters:
       - {name: domain, in: query, type: string, required: true, x-example: www.facebook.com}
@@ -524,7 +507,6 @@ def domain_metadata() -> Response:
 def asnmeta() -> Response:
     """Organisation name of an ASN.
     ---
-    tags: [private]
     summary: Newest organisation name of an autonomous system
     parameters:
       - {name: asn, in: query, type: string, required: true, description: "ASN, e.g. 3269 or AS3269"}
@@ -547,7 +529,6 @@ def asnmeta() -> Response:
 def networks() -> Response:
     """Every network with measurements.
     ---
-    tags: [private]
     summary: Measurement count and organisation name per ASN, over all time
     responses:
       200: {description: 'Ordered by ASN; org_name is "" when unknown.', schema: {$ref: '#/definitions/Networks'}}
@@ -566,7 +547,6 @@ def networks() -> Response:
 def domains() -> Response:
     """Every test-list domain with its Web Connectivity measurement count.
     ---
-    tags: [private]
     summary: Test-list domains, category codes and measurement counts
     responses:
       200: {description: "Domains of the test lists that have a category (the global list's category preferred), with their web_connectivity measurement count over all time (0 when none), ordered by domain.", schema: {$ref: '#/definitions/Domains'}}

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from ooni_common.timeutil import utcnow
 
@@ -25,6 +25,7 @@ from ooniapi.core.body import read_body
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, Conflict, Forbidden, NotFound, OoniError
 from ooniapi.core.http import json_response
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.core.rowlock import row_locks
 from ooniapi.findings import slug as slugs
 from ooniapi.findings import model, store, validate
@@ -32,7 +33,7 @@ from ooniapi.findings.validate import InvalidParams
 
 log = logging.getLogger("ooni-api")
 
-bp = Blueprint("incidents", __name__)
+bp = ApiBlueprint("incidents", __name__, tag="incidents")
 
 ACTIONS = ("create", "update", "delete", "publish", "unpublish")
 LOCK = "incidents"
@@ -79,7 +80,6 @@ def answer(inc: store.Incident, sess: Session | None, with_text: bool) -> dict[s
 def search() -> Response:
     """List findings (incidents), ordered by title
     ---
-    tags: [incidents]
     parameters:
       - {name: only_mine, in: query, type: boolean, required: false, description: "true: only findings created by the caller (anonymous: none)"}
       - {name: theme, in: query, type: array, items: {type: string}, collectionFormat: multi, required: false, description: "repeatable; findings with any of these themes"}
@@ -116,7 +116,6 @@ def search() -> Response:
 def show(incident_id: str) -> Response:
     """One finding (incident) by id or slug, with its text
     ---
-    tags: [incidents]
     parameters:
       - {name: incident_id, in: path, type: string, required: true, description: "the id (digits) or the slug"}
       - $ref: '#/parameters/OptionalSession'
@@ -147,10 +146,7 @@ def show(incident_id: str) -> Response:
 def post_action(action: str) -> Response:
     """Create, update, delete, publish or unpublish a finding (incident)
     ---
-    tags: [incidents]
-    security: [{bearer: []}]
     parameters:
-      - $ref: '#/parameters/UserSession'
       - name: action
         in: path
         type: string
@@ -176,7 +172,6 @@ def post_action(action: str) -> Response:
           Invalid request (unknown action), err_request_params (an invalid
           body; the error names the field)
         schema: {$ref: "#/definitions/OoniError"}
-      401: {$ref: '#/responses/SessionRequired'}
       403:
         description: >
           err_ownership (a finding of another user), another user's

@@ -8,7 +8,7 @@ import time
 from typing import Any, Iterator
 from urllib.parse import urljoin
 
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Response, request, stream_with_context
 
 from ooni_common.db import DatabaseError, QueryTimeout
 from ooni_common.timeutil import utcnow
@@ -16,6 +16,7 @@ from ooni_common.timeutil import utcnow
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, DatabaseTimeout
 from ooniapi.core.http import base_url
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.core.params import parse_truthy
 from ooniapi.core.ratelimit import stream_charge
 from ooniapi.measurements import export as ex
@@ -24,7 +25,7 @@ from ooniapi.measurements.routes import document_filters, parse_list_query
 
 log = logging.getLogger("ooni-api.export")
 
-bp = Blueprint("measurements_export", __name__)
+bp = ApiBlueprint("measurements_export", __name__, tag="measurements")
 
 # Listing parameters about one page; an export is every row in time order.
 PAGING_PARAMS = ("cursor", "offset", "limit", "order_by", "order")
@@ -67,7 +68,6 @@ def export_measurements() -> Response:
     compressed inside (zstd) and written one row group per page read.
     Quotas are charged for the whole time the stream takes.
     ---
-    tags: [measurements]
     produces: [application/x-ndjson, text/csv, application/vnd.apache.parquet]
     parameters:
       - {name: format, in: query, type: string, enum: [jsonl, csv, parquet], required: true}

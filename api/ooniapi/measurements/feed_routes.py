@@ -7,20 +7,21 @@ import time
 from typing import Any, Iterator
 
 import ujson
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Response, request, stream_with_context
 
 from ooni_common.db import DatabaseError
 from ooni_common.timeutil import utcnow
 
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.core.ratelimit import stream_charge
 from ooniapi.measurements.feed import FeedPosition, SubscriberSlots, feed_sql, parse_event_id
 from ooniapi.measurements.routes import document_filters, parse_list_query
 
 log = logging.getLogger("ooni-api.feed")
 
-bp = Blueprint("measurements_feed", __name__)
+bp = ApiBlueprint("measurements_feed", __name__, tag="measurements")
 
 PAGING_PARAMS = ("cursor", "offset", "limit", "order_by", "order")
 # A feed filters on measurement_start_time only when asked: a probe may
@@ -67,7 +68,6 @@ def measurement_feed() -> Response:
     Comment lines are sent as heartbeats. Filters are those of
     /api/v1/measurements; since/until only apply when given.
     ---
-    tags: [measurements]
     produces: [text/event-stream]
     parameters:
       - {name: Last-Event-ID, in: header, type: string, description: "resume after this event id"}

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlencode, urljoin
 
 from flasgger import swag_from
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from ooni_common.timeutil import iso_z, utcnow
 
@@ -23,6 +23,7 @@ from ooniapi.core.auth import current_session, optional_session, require_role
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, Forbidden, NotFound
 from ooniapi.core.http import base_url, json_response, set_cached, set_nocache
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.core.params import (
     is_valid_measurement_uid,
     parse_bool_flag,
@@ -42,7 +43,7 @@ from ooniapi.measurements import cursor as cursor_mod
 from ooniapi.measurements.bodies import BodyKey, body_lookup
 from ooniapi.measurements.where import Where
 
-bp = Blueprint("measurements", __name__)
+bp = ApiBlueprint("measurements", __name__, tag="measurements")
 
 
 MAX_LIMIT = 100
@@ -263,7 +264,6 @@ def list_measurements() -> Response:
     Paginated search over the scored measurements, newest first by default.
     Without report_id the window defaults to the 30 days before tomorrow.
     ---
-    tags: [measurements]
     parameters:
       - {name: order_by, in: query, type: string, enum: [measurement_start_time, input, probe_cc, probe_asn, test_name], default: measurement_start_time}
       - {name: order, in: query, type: string, enum: [asc, desc], default: desc}
@@ -406,7 +406,6 @@ document_lookup = swag_from({"parameters": [
 def get_measurement_meta() -> Response:
     """Metadata of one measurement, optionally with its body
     ---
-    tags: [measurements]
     parameters:
       - {name: full, in: query, type: string, description: "true/1/yes adds raw_measurement (the body as a JSON string)"}
     responses:
@@ -431,7 +430,6 @@ def get_measurement_meta() -> Response:
 def get_raw_measurement() -> Response:
     """The body of one measurement (the probe's unwrapped measurement)
     ---
-    tags: [measurements]
     responses:
       200: {description: "the measurement JSON document; {} (not cached) when there is no such measurement"}
       400: {description: "neither a valid measurement_uid nor a valid report_id"}
@@ -455,7 +453,6 @@ def get_raw_measurement() -> Response:
 def get_measurement(measurement_uid: str) -> Response:
     """The body of one measurement by measurement_uid
     ---
-    tags: [measurements]
     parameters:
       - {name: measurement_uid, in: path, type: string, required: true}
       - {name: download, in: query, type: string, description: "true adds Content-Disposition: attachment"}
@@ -501,7 +498,6 @@ def _has_row(uid: str) -> bool:
 def get_torsf_stats() -> Response:
     """Tor Snowflake daily statistics by country
     ---
-    tags: [measurements]
     parameters:
       - {name: probe_cc, in: query, type: string}
       - {name: since, in: query, type: string, description: "exclusive"}
@@ -545,7 +541,6 @@ def get_torsf_stats() -> Response:
 def get_measurement_feedback(measurement_uid: str) -> Response:
     """Feedback summary for one measurement
     ---
-    tags: [measurements]
     parameters:
       - {name: measurement_uid, in: path, type: string, required: true}
       - $ref: '#/parameters/OptionalSession'
@@ -578,14 +573,11 @@ def get_measurement_feedback(measurement_uid: str) -> Response:
 def submit_measurement_feedback() -> Response:
     """Submit (or replace) the caller's feedback on a measurement
     ---
-    tags: [measurements]
     parameters:
-      - $ref: '#/parameters/UserSession'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SubmitMeasurementFeedbackBody'}}
     responses:
       200: {description: "{}"}
       400: {description: "invalid body, measurement_uid or status"}
-      401: {description: "authentication required"}
     """
     doc = request.get_json(silent=True)
     if not isinstance(doc, dict):

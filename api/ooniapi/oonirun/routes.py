@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from ooni_common.db import DatabaseError
 from ooni_common.timeutil import utcnow
@@ -18,6 +18,7 @@ from ooniapi.core.body import read_body
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest, Forbidden, NotFound, StorageUnavailable
 from ooniapi.core.http import json_response
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.core.params import UINT64_MAX, parse_int, uint_value
 from ooniapi.oonirun import descriptor as desc
 from ooniapi.oonirun import dynamic_lists, link, store
@@ -25,7 +26,7 @@ from ooniapi.oonirun.link import LinkState
 
 log = logging.getLogger("ooni-api")
 
-bp = Blueprint("oonirun", __name__)
+bp = ApiBlueprint("oonirun", __name__, tag="oonirun")
 
 # DateTime64(3) stores 1900-01-01 .. 2299-12-31; a creation_time outside
 # cannot name a stored version.
@@ -105,10 +106,7 @@ def _write_version(link_id: int, vs: list[store.Version], descriptor: dict[str, 
 def create() -> Response:
     """Create an OONI Run link, or a new version of one of the caller's links
     ---
-    tags: [oonirun]
-    security: [{bearer: []}]
     parameters:
-      - $ref: '#/parameters/UserSession'
       - name: ooni_run_link_id
         in: query
         type: integer
@@ -148,7 +146,6 @@ def create() -> Response:
           err_empty_translation_field, ...) or "OONIRun descriptor not found"
           for an update of a link the caller did not create
         schema: {$ref: "#/definitions/Error"}
-      401: {$ref: '#/responses/SessionRequired'}
     """
     sess = current_session()
     # Legacy UIs sent the id as ``id``.
@@ -185,10 +182,7 @@ def create() -> Response:
 def archive(ooni_run_link_id: int) -> Response:
     """Archive every version of an OONI Run link
     ---
-    tags: [oonirun]
-    security: [{bearer: []}]
     parameters:
-      - $ref: '#/parameters/UserSession'
       - {name: ooni_run_link_id, in: path, type: integer, required: true}
     responses:
       200:
@@ -199,7 +193,6 @@ def archive(ooni_run_link_id: int) -> Response:
           type: object
           properties:
             v: {type: integer, enum: [1]}
-      401: {$ref: '#/responses/SessionRequired'}
     """
     sess = current_session()
     if ooni_run_link_id <= UINT64_MAX:
@@ -215,7 +208,6 @@ def archive(ooni_run_link_id: int) -> Response:
 def fetch(ooni_run_link_id: int) -> Response:
     """Fetch an OONI Run descriptor: the newest version or the one created at creation_time
     ---
-    tags: [oonirun]
     parameters:
       - {name: ooni_run_link_id, in: path, type: integer, required: true}
       - name: creation_time
@@ -265,7 +257,6 @@ def fetch(ooni_run_link_id: int) -> Response:
 def list_links() -> Response:
     """List OONI Run descriptor versions
     ---
-    tags: [oonirun]
     parameters:
       - {name: ooni_run_link_id, in: query, type: string, required: false, description: "comma separated link ids"}
       - {name: ids, in: query, type: string, required: false, description: "alias of ooni_run_link_id"}
@@ -409,10 +400,7 @@ def _check_author(author: str, status: int) -> None:
 def v2_create() -> Response:
     """Create an OONI Run link (v2)
     ---
-    tags: [oonirun]
-    security: [{bearer: []}]
     parameters:
-      - $ref: '#/parameters/UserSession'
       - in: body
         name: body
         required: true
@@ -428,7 +416,6 @@ def v2_create() -> Response:
       400:
         description: a bad field (named in the error), or author is not the caller's address
         schema: {$ref: "#/definitions/Error"}
-      401: {$ref: '#/responses/SessionRequired'}
     """
     sess = current_session()
     edit = link.parse_edit(_v2_body(), dynamic_lists.TARGETS_NAMES)
@@ -449,10 +436,7 @@ def v2_create() -> Response:
 def v2_edit(link_id: str) -> Response:
     """Edit an OONI Run link (v2): new nettests make a new revision
     ---
-    tags: [oonirun]
-    security: [{bearer: []}]
     parameters:
-      - $ref: '#/parameters/UserSession'
       - {name: link_id, in: path, type: string, required: true}
       - in: body
         name: body
@@ -469,7 +453,6 @@ def v2_edit(link_id: str) -> Response:
       400:
         description: a bad field (named in the error)
         schema: {$ref: "#/definitions/Error"}
-      401: {$ref: '#/responses/SessionRequired'}
       403:
         description: the link has expired (or was archived), or a user set an author other than their address
         schema: {$ref: "#/definitions/Error"}
@@ -512,7 +495,6 @@ def v2_edit(link_id: str) -> Response:
 def v2_list() -> Response:
     """List OONI Run links (v2), newest first
     ---
-    tags: [oonirun]
     parameters:
       - {name: is_mine, in: query, type: boolean, required: false, description: "only the caller's links (none when anonymous)"}
       - {name: is_expired, in: query, type: boolean, required: false, description: "also expired (and archived) links"}
@@ -562,7 +544,6 @@ def v2_list() -> Response:
 def probe_link(link_id: str) -> Response:
     """An OONI Run link (v2), as run.ooni.org and the probes read it
     ---
-    tags: [oonirun]
     parameters:
       - {name: link_id, in: path, type: string, required: true, description: "the ooni_run_link_id"}
       - {name: revision, in: query, type: string, required: false, description: "1, 2, ... or latest (default): nettests and date_created of that revision"}
@@ -591,7 +572,6 @@ def probe_link(link_id: str) -> Response:
 def v2_full_descriptor(link_id: str, revision: str) -> Response:
     """An OONI Run link at a revision (v2)
     ---
-    tags: [oonirun]
     parameters:
       - {name: link_id, in: path, type: string, required: true}
       - {name: revision, in: path, type: string, required: true, description: "1, 2, ... or latest"}
@@ -639,7 +619,6 @@ def _resolved_nettests(state: LinkState, meta: dynamic_lists.ProbeMeta) -> list[
 def probe_engine_descriptor(link_id: str, revision: str) -> Response:
     """An OONI Run link for the probe engine, dynamic lists resolved for the probe
     ---
-    tags: [oonirun]
     parameters:
       - {name: link_id, in: path, type: string, required: true, description: "the ooni_run_link_id"}
       - {name: revision, in: path, type: string, required: true, description: "1, 2, ... or latest"}
@@ -690,7 +669,6 @@ def probe_engine_descriptor(link_id: str, revision: str) -> Response:
 def probe_link_revisions(link_id: str) -> Response:
     """Revisions of an OONI Run link, newest first
     ---
-    tags: [oonirun]
     parameters:
       - {name: link_id, in: path, type: string, required: true, description: "the ooni_run_link_id"}
     responses:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from flask import Blueprint, Response, redirect, request
+from flask import Response, redirect, request
 
 from ooni_common.db import DatabaseError
 from ooni_common.server_version import check_server, one_line
@@ -13,8 +13,9 @@ from ooni_common.server_version import check_server, one_line
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest, NotFound
 from ooniapi.core.http import json_response, set_cached
+from ooniapi.core.openapi import ApiBlueprint
 
-bp = Blueprint("pages", __name__)
+bp = ApiBlueprint("pages", __name__, tag="pages")
 
 EXPLORER = "https://explorer.ooni.org"
 DAY_RE = re.compile(r"^\d{4}-[0-1]\d-[0-3]\d$")
@@ -65,7 +66,6 @@ def _explorer_day_search(date: str, invalid: ApiError) -> Response:
 def index() -> Response:
     """Landing page (HTML).
     ---
-    tags: [pages]
     produces: [text/html]
     responses:
       200: {description: "an HTML page linking to the API documentation"}
@@ -78,7 +78,6 @@ def health() -> Response:
     """Health check: ``UP`` when the database answers and is recent enough
     (and, in the standalone process, the fastpath is not stuck).
     ---
-    tags: [pages]
     produces: [text/plain]
     responses:
       200: {description: "the service and its database are up"}
@@ -102,7 +101,6 @@ def health() -> Response:
 def robots_txt() -> Response:
     """robots.txt keeping crawlers off expensive routes.
     ---
-    tags: [pages]
     produces: [text/plain]
     responses:
       200: {description: "the robots.txt text"}
@@ -116,7 +114,6 @@ def metrics() -> Response:
     every gunicorn worker; under ``ooni-backend run`` the API's, the
     fastpath's and the jobs'.
     ---
-    tags: [pages]
     produces: [text/plain]
     responses:
       200: {description: "counters, gauges and timer summaries (ms)"}
@@ -129,7 +126,6 @@ def metrics() -> Response:
 def stats() -> Response:
     """Legacy page, now on OONI Explorer.
     ---
-    tags: [pages]
     responses:
       301: {description: "redirect to OONI Explorer"}
     """
@@ -142,7 +138,6 @@ def stats() -> Response:
 def files() -> Response:
     """Legacy file listings, now the OONI Explorer search.
     ---
-    tags: [pages]
     responses:
       301: {description: "redirect to the OONI Explorer search"}
     """
@@ -153,7 +148,6 @@ def files() -> Response:
 def files_by_date(date: str) -> Response:
     """Legacy listing of one day, now an OONI Explorer search of that day.
     ---
-    tags: [pages]
     parameters:
       - $ref: '#/parameters/DayPath'
     responses:
@@ -167,7 +161,6 @@ def files_by_date(date: str) -> Response:
 def files_by_country(country_code: str) -> Response:
     """Legacy listing of one country, now an OONI Explorer search.
     ---
-    tags: [pages]
     parameters:
       - {in: path, name: country_code, type: string, required: true}
     responses:
@@ -183,7 +176,6 @@ def files_by_country(country_code: str) -> Response:
 def legacy_day(date: str) -> Response:
     """Legacy day page, now an OONI Explorer search of that day.
     ---
-    tags: [pages]
     parameters:
       - $ref: '#/parameters/DayPath'
     responses:
@@ -197,7 +189,6 @@ def legacy_day(date: str) -> Response:
 def legacy_report_file(date: str, report_file: str) -> Response:
     """Legacy report download link.
     ---
-    tags: [pages]
     parameters:
       - $ref: '#/parameters/DayPath'
       - {in: path, name: report_file, type: string, required: true}
@@ -214,7 +205,6 @@ def legacy_report_file(date: str, report_file: str) -> Response:
 def api_root() -> Response:
     """The API root points at its documentation.
     ---
-    tags: [pages]
     responses:
       302: {description: "redirect to /apidocs"}
     """
@@ -225,7 +215,6 @@ def api_root() -> Response:
 def invalid_path() -> Response:
     """Always 404 with a numeric error: probes use it to test error handling.
     ---
-    tags: [pages]
     responses:
       404: {description: '{"error": 404}'}
     """

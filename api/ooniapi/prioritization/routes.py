@@ -8,7 +8,7 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, Response, request
+from flask import Flask, Response, request
 
 from ooni_common.db import DatabaseError
 
@@ -16,6 +16,7 @@ from ooniapi.core.auth import require_role
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, OoniError, StorageUnavailable
 from ooniapi.core.http import json_response
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.core.params import asn_value
 from ooniapi.core.validation import category_codes, check_cc, json_body
 from ooniapi.prioritization import rules as prio
@@ -24,7 +25,7 @@ from ooniapi.prioritization.checkin import prioritizer
 
 log = logging.getLogger("ooni-api.prioritization")
 
-bp = Blueprint("prioritization", __name__)
+bp = ApiBlueprint("prioritization", __name__, tag="prioritization")
 
 
 DEFAULT_LIMIT = 9999
@@ -70,7 +71,6 @@ def _asn_param(value: str | None) -> int:
 def test_list_urls() -> Response:
     """Prioritized URLs for web_connectivity in a country.
     ---
-    tags: [prioritization]
     parameters:
       - {in: query, name: country_code, type: string, description: two-letter country code (default ZZ)}
       - {in: query, name: probe_cc, type: string, description: alias of country_code}
@@ -102,7 +102,6 @@ def test_list_urls() -> Response:
 def debug_prioritization() -> Response:
     """Prioritization internals for one country and network.
     ---
-    tags: [prioritization]
     parameters:
       - {in: query, name: probe_cc, type: string}
       - {in: query, name: probe_asn, type: string}
@@ -133,7 +132,6 @@ def debug_prioritization() -> Response:
 def show_countries_prioritization() -> Response:
     """Every citizenlab URL with its priority and last week's measurements.
     ---
-    tags: [prioritization]
     parameters:
       - {in: query, name: format, type: string, enum: [JSON, CSV]}
     responses:
@@ -170,7 +168,6 @@ def show_countries_prioritization() -> Response:
 def list_url_priorities() -> Response:
     """All active URL priority rules.
     ---
-    tags: [prioritization]
     responses:
       200: {description: '{"rules": [{"category_code", "cc", "domain", "url", "priority"}]}'}
     """
@@ -223,14 +220,12 @@ def parse_rule(obj: Any, name: str) -> prio.Rule | None:
 def update_url_priority() -> Response:
     """Add, change or delete a URL priority rule (admin).
     ---
-    tags: [prioritization]
     consumes: [application/json]
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UpdateUrlPriorityBody'}}
     responses:
       200: {description: "the number 1"}
       400: {description: "no change, duplicate rule or invalid rule"}
-      401: {description: "not an admin"}
       404: {description: "old_entry is not an active rule"}
     """
     body = json_body()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from ooni_common.spool import SpoolError
 from ooni_common.timeutil import utcnow
@@ -19,13 +19,14 @@ from ooniapi.core.body import body_cap, read_body
 from ooniapi.core.context import services
 from ooniapi.core.errors import BadRequest, StorageUnavailable
 from ooniapi.core.http import json_response
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.core.verification import VERIFICATION_STATUS
 from ooniapi.probe import upload
 from ooniapi.probe.credentials_routes import protocol_version, verify_submission
 
 log = logging.getLogger("ooni-api")
 
-bp = Blueprint("submission", __name__)
+bp = ApiBlueprint("submission", __name__, tag="probe services")
 
 BACKEND_VERSION = "1.3.5"
 
@@ -55,7 +56,6 @@ def _store(uid: str, body: bytes) -> None:
 def open_report() -> Response:
     """Open a report: returns the report_id to submit measurements to.
     ---
-    tags: [probe services]
     consumes: [application/json]
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/OpenReportBody'}}
@@ -77,7 +77,6 @@ def open_report() -> Response:
 def receive_measurement(report_id: str) -> Response:
     """Submit one measurement into an open report.
     ---
-    tags: [probe services]
     consumes: [application/json]
     parameters:
       - $ref: '#/parameters/ReportIdPath'
@@ -116,7 +115,6 @@ def receive_measurement(report_id: str) -> Response:
 def close_report(report_id: str) -> Response:
     """Close a report (unnecessary, kept for old probes): always an empty object.
     ---
-    tags: [probe services]
     parameters:
       - $ref: '#/parameters/ReportIdPath'
     responses:
@@ -130,7 +128,6 @@ def close_report(report_id: str) -> Response:
 def submit_measurement() -> Response:
     """Single-shot submission: the server generates the report_id.
     ---
-    tags: [probe services]
     consumes: [application/json]
     parameters:
       - $ref: '#/parameters/ContentEncoding'

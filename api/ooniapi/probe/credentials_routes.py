@@ -9,11 +9,12 @@ import sqlite3
 from typing import Any
 
 import ooniauth_py
-from flask import Blueprint, Flask, Response
+from flask import Flask, Response
 
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, NotFound, StorageUnavailable
 from ooniapi.core.http import json_response
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.core.validation import json_body
 from ooniapi.probe.anoncred import (
     MAX_SIGN_REQUEST,
@@ -28,7 +29,7 @@ from ooniapi.probe.replay import ReplayGuard
 
 log = logging.getLogger("ooni-api.anoncred")
 
-bp = Blueprint("anoncred", __name__)
+bp = ApiBlueprint("anoncred", __name__, tag="anonymous credentials")
 
 
 def init_app(app: Flask) -> None:
@@ -101,7 +102,6 @@ def verify_submission(fields: dict[str, Any], content_text: str | None, probe_cc
 def manifest() -> Response:
     """Anonymous-credential manifest: public parameters, submission policy, version.
     ---
-    tags: [anonymous credentials]
     responses:
       200: {description: "{manifest: {nym_scope, public_parameters, submission_policy: [{match: {probe_cc, probe_asn}, policy: {age: [lo, hi], min_measurement_count}}]}, meta: {version, last_modification_date, manifest_url, library_version, protocol_version}, version, public_parameters}"}
       404: {$ref: '#/responses/AnonCredDisabled'}
@@ -114,7 +114,6 @@ def manifest() -> Response:
 def sign_credential() -> Response:
     """Register: sign a new anonymous credential.
     ---
-    tags: [anonymous credentials]
     consumes: [application/json]
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/SignCredentialBody'}}
@@ -143,7 +142,6 @@ def sign_credential() -> Response:
 def update_credential() -> Response:
     """Re-issue a credential of an older manifest version under a newer one (key rotation).
     ---
-    tags: [anonymous credentials]
     consumes: [application/json]
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UpdateCredentialBody'}}

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, Response, request
+from flask import Flask, Response, request
 
 from ooni_common.config import ConfigError
 from ooni_common.timeutil import utcnow
@@ -26,6 +26,7 @@ from ooniapi.core.client_ip import DEFAULT_TRUSTED_PROXIES, client_ip, parse_net
 from ooniapi.core.context import services
 from ooniapi.core.errors import ApiError, BadRequest, NotFound
 from ooniapi.core.http import json_response
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.prioritization import checkin
 from ooniapi.probe import live_test_helpers
 from ooniapi.probe.conf import ProbeConf, served_test_helpers
@@ -33,7 +34,7 @@ from ooniapi.probe.geoip import GeoIP, Location
 
 log = logging.getLogger("ooni-api.probe_services")
 
-bp = Blueprint("probe_services", __name__)
+bp = ApiBlueprint("probe_services", __name__, tag="probe services")
 
 BUNDLED = Path(__file__).resolve().parent / "probe_data"
 
@@ -147,7 +148,6 @@ def _checkin_answer(c: dict, v: int, pc: ProbeConf) -> dict[str, Any]:
 def check_in() -> Response:
     """Probe check-in: geolocation, prioritized URLs, report ids, test helpers, feature flags.
     ---
-    tags: [probe services]
     consumes: [application/json]
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/CheckInBody'}}
@@ -174,7 +174,6 @@ def check_in() -> Response:
 def check_in_v2() -> Response:
     """Experimental check-in (v2): one element per nettest with its targets.
     ---
-    tags: [probe services]
     consumes: [application/json]
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/CheckInV2Body'}}
@@ -216,7 +215,6 @@ def check_in_v2() -> Response:
 def geolookup() -> Response:
     """Geolocate IP addresses (country, ASN, network name).
     ---
-    tags: [probe services]
     consumes: [application/json]
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/GeolookupBody'}}
@@ -244,7 +242,6 @@ def geolookup() -> Response:
 def register() -> Response:
     """Register a probe: returns its client_id.
     ---
-    tags: [probe services]
     consumes: [application/json]
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/RegisterBody'}}
@@ -271,7 +268,6 @@ def register() -> Response:
 def login() -> Response:
     """Log a probe in: returns a token for the token-gated routes.
     ---
-    tags: [probe services]
     consumes: [application/json]
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/LoginBody'}}
@@ -298,7 +294,6 @@ def login() -> Response:
 def test_helpers() -> Response:
     """Test helpers for the probes, load-balanced.
     ---
-    tags: [probe services]
     responses:
       200: {description: "helper name -> list of {address, type, front?}"}
     """
@@ -327,7 +322,6 @@ def _serve_json_file(key: str, default_name: str, what: str) -> Response:
 def psiphon_config() -> Response:
     """Psiphon configuration (probe token required).
     ---
-    tags: [probe services]
     parameters:
       - $ref: '#/parameters/ProbeToken'
     responses:
@@ -342,7 +336,6 @@ def psiphon_config() -> Response:
 def tor_targets() -> Response:
     """Tor targets (probe token required).
     ---
-    tags: [probe services]
     parameters:
       - $ref: '#/parameters/ProbeToken'
       - in: query
@@ -365,7 +358,6 @@ def tor_targets() -> Response:
 def collectors() -> Response:
     """Collectors the probes may submit to.
     ---
-    tags: [probe services]
     responses:
       200: {description: "list of {address, type, front?}"}
     """
@@ -376,7 +368,6 @@ def collectors() -> Response:
 def bouncer_net_tests() -> Response:
     """Legacy bouncer for MK probes: collector and test helpers for a net-test.
     ---
-    tags: [probe services]
     consumes: [application/json]
     parameters:
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/BouncerNetTestsBody'}}
@@ -418,7 +409,6 @@ def bouncer_net_tests() -> Response:
 def check_report_id() -> Response:
     """Legacy report_id check: always found.
     ---
-    tags: [probe services]
     parameters:
       - in: query
         name: report_id
@@ -474,7 +464,6 @@ def _vpn_doc(name: str, path: Path) -> dict[str, Any]:
 def vpn_config(provider: str) -> Response:
     """VPN configuration of one provider (openvpn experiment), from its configured file.
     ---
-    tags: [probe services]
     parameters:
       - in: path
         name: provider
@@ -513,7 +502,6 @@ _UPDATE_STR_FIELDS = ("probe_cc", "probe_asn", "platform", "software_name", "sof
 def probe_update(client_id: str) -> Response:
     """Probe metadata update (orchestra era): accepted and not stored, as OONI's service.
     ---
-    tags: [probe services]
     consumes: [application/json]
     parameters:
       - in: path
@@ -557,7 +545,6 @@ def probe_update(client_id: str) -> Response:
 def version() -> Response:
     """Version of this backend.
     ---
-    tags: [probe services]
     responses:
       200: {description: '{"version": "0.1.0", "build_label": "..."}'}
     """

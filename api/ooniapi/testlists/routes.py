@@ -7,7 +7,7 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, Response
+from flask import Flask, Response
 
 from ooniapi.core import strict_json
 from ooniapi.core.auth import current_session, require_role
@@ -15,13 +15,14 @@ from ooniapi.core.body import read_body
 from ooniapi.core.context import services
 from ooniapi.core.errors import Forbidden
 from ooniapi.core.http import json_response
+from ooniapi.core.openapi import ApiBlueprint
 from ooniapi.testlists import csv_rows, errors
 from ooniapi.testlists.editor import Editor
 from ooniapi.testlists.working_copy import Settings
 
 log = logging.getLogger("ooni-api.testlists")
 
-bp = Blueprint("testlists", __name__)
+bp = ApiBlueprint("testlists", __name__, tag="testlists")
 
 EXTRA = "testlists.editor"
 MAX_BODY = 64 * 1024
@@ -65,15 +66,11 @@ def _body() -> dict[str, Any]:
 def test_list(country_code: str) -> Response:
     """The caller's view of a country's test list, with its editing state
     ---
-    tags: [testlists]
-    security: [{bearer: []}]
     parameters:
-      - $ref: '#/parameters/UserSession'
       - {name: country_code, in: path, type: string, required: true, description: "two letters (any case) or global"}
     responses:
       200: {description: "test_list is the caller's working copy of lists/<cc>.csv when it has unsubmitted or open changes, else upstream's; null when there is no list for that country. changes lists the caller's changes per country; pr_url is set in state PR_OPEN.", schema: {$ref: '#/definitions/TestList'}}
       400: {description: "err_invalid_country_code", schema: {$ref: '#/definitions/Error'}}
-      401: {$ref: '#/responses/SessionRequired'}
       409: {description: "err_account_busy (another request of the account is running)", schema: {$ref: '#/definitions/Error'}}
       503: {description: "the test-lists repository could not be fetched for the first time", schema: {$ref: '#/definitions/Error'}}
     """
@@ -88,16 +85,12 @@ def test_list(country_code: str) -> Response:
 def update_url() -> Response:
     """Add, edit or delete one entry of a test list (committed in the caller's working copy)
     ---
-    tags: [testlists]
-    security: [{bearer: []}]
     parameters:
-      - $ref: '#/parameters/UserSession'
       - {in: body, name: body, required: true, schema: {$ref: '#/definitions/UpdateUrlBody'}, description: "old_entry empty or absent: add new_entry; new_entry empty or absent: delete old_entry; both: replace old_entry (which must match the current row exactly) with new_entry.
 "}
     responses:
       200: {description: "the new entry as sent", schema: {$ref: '#/definitions/UpdateUrl'}}
       400: {description: "err_request_params, err_invalid_country_code, err_country_not_supported, err_bad_url, err_bad_category_code, err_bad_date, err_no_proposed_changes, err_duplicate_url, err_cannot_update_list (old_entry is not the current row), err_cannot_close_pr", schema: {$ref: '#/definitions/Error'}}
-      401: {$ref: '#/responses/SessionRequired'}
       409: {description: "err_account_busy", schema: {$ref: '#/definitions/Error'}}
       503: {description: "GitHub or the test-lists repository is unreachable; nothing changed", schema: {$ref: '#/definitions/Error'}}
     """
@@ -118,14 +111,9 @@ def update_url() -> Response:
 def submit() -> Response:
     """Propose the caller's changes: push its branch and open a GitHub pull request
     ---
-    tags: [testlists]
-    security: [{bearer: []}]
-    parameters:
-      - $ref: '#/parameters/UserSession'
     responses:
       200: {description: "the pull request's API URL", schema: {$ref: '#/definitions/Submit'}}
       400: {description: "err_no_proposed_changes (nothing to submit)", schema: {$ref: '#/definitions/Error'}}
-      401: {$ref: '#/responses/SessionRequired'}
       409: {description: "err_pr_already_open, err_account_busy", schema: {$ref: '#/definitions/Error'}}
       503: {description: "GitHub or the fork is unreachable or refused; the changes stay in state IN_PROGRESS and the submit can be retried", schema: {$ref: '#/definitions/Error'}}
     """

@@ -41,6 +41,40 @@ def test_every_route_is_documented(app, client):
     assert not missing, "routes without OpenAPI documentation:\n" + "\n".join(missing)
 
 
+def operations(app, doc: dict):
+    """(rule, method, operation, view) for every documented route."""
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith(OWN_ENDPOINTS):
+            continue
+        ops = doc["paths"][swagger_path(rule.rule)]
+        for method in sorted(rule.methods - IGNORED_METHODS):
+            yield rule, method, ops[method.lower()], app.view_functions[rule.endpoint]
+
+
+def test_each_route_is_listed_under_its_areas_tag(app, client):
+    wrong = [f"{m} {rule.rule}: {op.get('tags')}"
+             for rule, m, op, _ in operations(app, spec(client))
+             if op.get("tags") != [app.blueprints[rule.endpoint.rsplit(".", 1)[0]].tag]]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_session_routes_document_the_session_they_refuse_to_work_without(app, client):
+    checked = 0
+    for rule, method, op, view in operations(app, spec(client)):
+        roles = getattr(view, "required_roles", None)
+        if not roles:
+            continue
+        header = "AdminToken" if roles == {"admin"} else "UserSession"
+        assert op["security"] == [{"bearer": []}], rule.rule
+        assert op["parameters"][0] == {"$ref": f"#/parameters/{header}"}, rule.rule
+        assert op["responses"]["401"] == {"$ref": "#/responses/SessionRequired"}, rule.rule
+        url = re.sub(r"<int:[^>]+>", "1", re.sub(r"<(?!int:)[^>]+>", "x", rule.rule))
+        r = client.open(url, method=method)
+        assert r.status_code == 401 and r.get_json() == {"error": "Authentication required"}, url
+        checked += 1
+    assert checked >= 15  # OONI Run, findings, test lists, accounts, quotas...
+
+
 def resolve(doc: dict, p: dict) -> dict:
     ref = p.get("$ref")
     if ref is None:
