@@ -57,6 +57,7 @@ setup(
             "openapi-spec-validator>=0.7,<0.10",
             "feedparser>=6.0,<7",
             "paramiko>=3.4,<6",
+            "pyflakes>=3,<5",
         ],
     },
     entry_points={
