@@ -174,8 +174,6 @@ def account_metadata() -> Response:
     """Whether the caller is logged in, and with which role
     ---
     security: [{bearer: []}]
-    parameters:
-      - $ref: '#/parameters/OptionalSession'
     responses:
       200: {description: "a valid session", schema: {$ref: '#/definitions/AccountMetadata'}}
       401: {description: 'no valid session; the body is exactly {"logged_in": false}, with no error key (the UIs rely on it)', schema: {$ref: '#/definitions/AccountMetadata401'}}

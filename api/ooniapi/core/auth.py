@@ -455,4 +455,5 @@ def optional_session(fn: Callable) -> Callable:
         g.ooni_session = session_from_request()
         return add_credentialed_cors(make_response(fn(*args, **kwargs)))
     wrapper.credentialed_cors = True
+    openapi.document_optional_session(wrapper)
     return wrapper

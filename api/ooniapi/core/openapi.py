@@ -7,8 +7,8 @@ Shapes are written once and named with ``$ref`` by the route docstrings:
 the parameters, responses and definitions shared by every area below, and
 each area's request and answer shapes in the ``openapi.yml`` beside its
 routes. What the code already says is not repeated in the docstrings: an
-area's tag is given to its ``ApiBlueprint``, and ``auth.require_role``
-documents the session its routes need.
+area's tag is given to its ``ApiBlueprint``, and ``auth.require_role`` and
+``auth.optional_session`` document the session header of their routes.
 """
 from __future__ import annotations
 
@@ -175,6 +175,11 @@ def document_session(view: Callable) -> None:
     _extend_spec(view, {"security": [{"bearer": []}],
                         "parameters": [{"$ref": f"#/parameters/{header}"}],
                         "responses": {"401": {"$ref": "#/responses/SessionRequired"}}})
+
+
+def document_optional_session(view: Callable) -> None:
+    """The session header of the routes behind ``auth.optional_session``."""
+    _extend_spec(view, {"parameters": [{"$ref": "#/parameters/OptionalSession"}]})
 
 
 class ApiBlueprint(Blueprint):

@@ -86,7 +86,6 @@ def search() -> Response:
       - {name: country_code, in: query, type: array, items: {type: string}, collectionFormat: multi, required: false, description: "repeatable; findings about any of these countries"}
       - {name: asn, in: query, type: array, items: {type: string}, collectionFormat: multi, required: false, description: "repeatable (AS1234 or 1234); findings about any of these networks"}
       - {name: domain, in: query, type: array, items: {type: string}, collectionFormat: multi, required: false, description: "repeatable; findings about any of these domains"}
-      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: >
@@ -118,7 +117,6 @@ def show(incident_id: str) -> Response:
     ---
     parameters:
       - {name: incident_id, in: path, type: string, required: true, description: "the id (digits) or the slug"}
-      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: the finding

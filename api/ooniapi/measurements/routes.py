@@ -543,7 +543,6 @@ def get_measurement_feedback(measurement_uid: str) -> Response:
     ---
     parameters:
       - {name: measurement_uid, in: path, type: string, required: true}
-      - $ref: '#/parameters/OptionalSession'
     responses:
       200: {description: "{summary: {status: count}, user_feedback: status (when logged in and submitted)}"}
     """

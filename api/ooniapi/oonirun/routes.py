@@ -216,7 +216,6 @@ def fetch(ooni_run_link_id: int) -> Response:
         required: false
         description: a descriptor_creation_time returned by this API
         x-example: "2023-07-21T16:36:12.456000Z"
-      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: the descriptor and its metadata
@@ -263,7 +262,6 @@ def list_links() -> Response:
       - {name: only_latest, in: query, type: string, required: false, description: "only the latest version of each link (false, 0, no: off)"}
       - {name: only_mine, in: query, type: string, required: false, description: "only links created by the caller"}
       - {name: include_archived, in: query, type: string, required: false, description: "include archived links"}
-      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: one item per stored version, oldest first
@@ -501,7 +499,6 @@ def v2_list() -> Response:
       - {name: only_latest, in: query, type: boolean, required: false, default: true, description: "false: one item per revision"}
       - {name: limit, in: query, type: integer, required: false, description: "at most this many items (1-1000; default all)"}
       - {name: offset, in: query, type: integer, required: false, description: "skip this many items"}
-      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: the links
@@ -547,7 +544,6 @@ def probe_link(link_id: str) -> Response:
     parameters:
       - {name: link_id, in: path, type: string, required: true, description: "the ooni_run_link_id"}
       - {name: revision, in: query, type: string, required: false, description: "1, 2, ... or latest (default): nettests and date_created of that revision"}
-      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: >
@@ -575,7 +571,6 @@ def v2_full_descriptor(link_id: str, revision: str) -> Response:
     parameters:
       - {name: link_id, in: path, type: string, required: true}
       - {name: revision, in: path, type: string, required: true, description: "1, 2, ... or latest"}
-      - $ref: '#/parameters/OptionalSession'
     responses:
       200:
         description: the link, as GET /api/v2/oonirun/links/{link_id}?revision= answers it

@@ -61,6 +61,9 @@ def test_each_route_is_listed_under_its_areas_tag(app, client):
 def test_session_routes_document_the_session_they_refuse_to_work_without(app, client):
     checked = 0
     for rule, method, op, view in operations(app, spec(client)):
+        headers = [p for p in op.get("parameters", []) if p.get("$ref", "").endswith(
+            ("/UserSession", "/AdminToken", "/OptionalSession"))]
+        assert len(headers) <= 1, (rule.rule, headers)  # decorator and docstring both
         roles = getattr(view, "required_roles", None)
         if not roles:
             continue
