@@ -146,18 +146,23 @@ class FastpathDaemon:
             self._inflight[uid] += 1
             self._since.setdefault(uid, time.time() if since is None else since)
 
+    def _admit_new(self, uid: str, since: float | None = None) -> bool:
+        """``_admit`` unless the uid is already known: at start-up the spool
+        feeder and the notification of one measurement can both bring it."""
+        with self._cond:
+            if self._known(uid):
+                return False
+            self._admit(uid, since)
+            return True
+
     def _unadmit(self, uid: str) -> None:
         self._settle([uid], progress=False)
 
     def submit(self, uid: str, body: bytes) -> bool:
         if not self._accepting:
             return False
-        with self._cond:
-            if self._known(uid):
-                # The spool feeder got to it first (at start-up it feeds
-                # entries whose notification is still on its way).
-                return True
-            self._admit(uid)
+        if not self._admit_new(uid):
+            return True  # the spool feeder got to it first
         with self._backlog_cond:
             # Behind a backlog the queue must not be jumped (the feeder
             # thread keeps the order), so only an empty backlog tries it.
@@ -221,10 +226,8 @@ class FastpathDaemon:
         time its body was read is not fed again (True: nothing to do)."""
         if not self._accepting:
             return False
-        with self._cond:
-            if self._known(uid):
-                return True
-            self._admit(uid, since)
+        if not self._admit_new(uid, since):
+            return True
         return self._enqueue(uid, body, None)
 
     def _enqueue(self, uid: str, body: bytes, timeout: float | None) -> bool:
