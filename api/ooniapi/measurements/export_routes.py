@@ -63,9 +63,9 @@ def export_measurements() -> Response:
     filters, with no row cap, in ascending measurement_start_time (then
     measurement_uid) order. Without report_id the window defaults, as for
     the listing, to the 30 days before tomorrow. The rows carry the
-    listing's fields. JSON lines
-    and CSV are gzip-compressed when the client accepts it; Parquet is
-    compressed inside (zstd) and written one row group per page read.
+    listing's fields. JSON lines and CSV are gzip-compressed when the
+    client accepts it; Parquet is compressed inside (zstd) and written one
+    row group per page read.
     Quotas are charged for the whole time the stream takes.
     ---
     produces: [application/x-ndjson, text/csv, application/vnd.apache.parquet]
